@@ -1,0 +1,192 @@
+package point
+
+import (
+	"bytes"
+	"strconv"
+	"strings"
+)
+
+// Format identifies a wire format of points.
+type Format uint8
+
+// The wire formats; the zero Format is not a format.
+const (
+	// FormatLine is InfluxDB line protocol.
+	FormatLine Format = iota + 1
+	// FormatJSON is the JSON form described in the package documentation.
+	FormatJSON
+)
+
+// String returns "line-protocol" or "json", or "Format(n)" for other values.
+func (f Format) String() string {
+	switch f {
+	case FormatLine:
+		return "line-protocol"
+	case FormatJSON:
+		return "json"
+	}
+	return "Format(" + strconv.Itoa(int(f)) + ")"
+}
+
+// ContentType returns the content type producers should put in the Kafka
+// message header: "application/vnd.influx.line-protocol" for FormatLine,
+// "application/json" for FormatJSON and "" for other values.
+func (f Format) ContentType() string {
+	switch f {
+	case FormatLine:
+		return "application/vnd.influx.line-protocol"
+	case FormatJSON:
+		return "application/json"
+	}
+	return ""
+}
+
+// ParseContentType maps a content-type header to a Format. The media type is
+// compared case-insensitively and parameters such as "; charset=utf-8" are
+// ignored. "application/json" is FormatJSON; "text/plain",
+// "application/vnd.influx.line-protocol", "application/x-influx-line-protocol"
+// and "text/x-influx-line-protocol" are FormatLine. It reports false for an
+// empty or unknown type.
+func ParseContentType(ct string) (Format, bool) {
+	if i := strings.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	ct = strings.TrimSpace(ct)
+	switch {
+	case strings.EqualFold(ct, "application/json"):
+		return FormatJSON, true
+	case strings.EqualFold(ct, "application/vnd.influx.line-protocol"),
+		strings.EqualFold(ct, "text/plain"),
+		strings.EqualFold(ct, "application/x-influx-line-protocol"),
+		strings.EqualFold(ct, "text/x-influx-line-protocol"):
+		return FormatLine, true
+	}
+	return 0, false
+}
+
+// Detect guesses the format of a payload from its first byte that is not
+// ASCII white space: '{' or '[' means FormatJSON, anything else (including
+// an empty or all-blank payload) FormatLine. A line-protocol measurement that
+// starts with '{' or '[' is therefore misdetected; producers of such names
+// must set the content type.
+func Detect(payload []byte) Format {
+	i := 0
+	for i < len(payload) && isJSONSpace(payload[i]) {
+		i++
+	}
+	if i < len(payload) && (payload[i] == '{' || payload[i] == '[') {
+		return FormatJSON
+	}
+	return FormatLine
+}
+
+// DefaultMaxMessageBytes is the message size limit of a Decoder whose
+// MaxMessageBytes is not positive: 1 MiB, the default max.message.bytes of
+// a Kafka broker.
+const DefaultMaxMessageBytes = 1 << 20
+
+// Decoder decodes messages of points. The zero value is ready to use. A
+// Decoder has no mutable state, so one value may be used by any number of
+// goroutines at once.
+type Decoder struct {
+	// MaxMessageBytes bounds the payload length; longer payloads fail with
+	// ErrTooLarge before any parsing. Zero or negative means
+	// DefaultMaxMessageBytes.
+	MaxMessageBytes int
+}
+
+func (d Decoder) maxBytes() int {
+	if d.MaxMessageBytes > 0 {
+		return d.MaxMessageBytes
+	}
+	return DefaultMaxMessageBytes
+}
+
+// tooLarge returns the ErrTooLarge error for payload, or nil.
+func (d Decoder) tooLarge(f Format, payload []byte) *DecodeError {
+	limit := d.maxBytes()
+	if len(payload) <= limit {
+		return nil
+	}
+	e := errAt(limit, ErrTooLarge, "", "message is "+strconv.Itoa(len(payload))+" bytes, limit is "+strconv.Itoa(limit))
+	e.Format = f
+	if f == FormatLine {
+		e.Line = 1 + bytes.Count(payload[:limit], []byte{'\n'})
+	}
+	return e
+}
+
+// Decode appends the points in payload to dst and returns the extended
+// slice. ct is the message's content-type header; "" means the format is
+// chosen by Detect, and a type ParseContentType does not know fails with
+// ErrUnknownContentType.
+//
+// On error Decode returns dst unchanged in length (a message is decoded
+// entirely or not at all) and a *DecodeError wrapping one sentinel error.
+//
+// Decode does not retain payload: the strings of the returned points are
+// substrings of one copy of it, so the caller may reuse payload at once,
+// and keeping any string of a point keeps the whole copy alive. The Tags and
+// Fields of all points of one message are sub-slices (with capped capacity)
+// of two shared arrays; Point.Clone detaches a point's slices.
+func (d Decoder) Decode(dst []Point, payload []byte, ct string) ([]Point, error) {
+	f := Detect(payload)
+	if ct != "" {
+		var ok bool
+		if f, ok = ParseContentType(ct); !ok {
+			return dst, errAt(0, ErrUnknownContentType, "", strconv.Quote(ct))
+		}
+	}
+	if f == FormatJSON {
+		return d.DecodeJSON(dst, payload)
+	}
+	return d.DecodeLine(dst, payload)
+}
+
+// finish gives the points dst[n0:] their tags and fields, which the
+// decoders collected in sc, from two exactly sized arrays. Copying out of
+// the scratch arrays is what lets them live on the decoder's stack.
+func (sc scratch) finish(dst []Point, n0 int) []Point {
+	var tags []Tag
+	if len(sc.tags) > 0 {
+		tags = append([]Tag(nil), sc.tags...)
+	}
+	fields := append([]Field(nil), sc.fields...)
+	for i, sp := range sc.spans {
+		p := &dst[n0+i]
+		if sp.t1 > sp.t0 {
+			p.Tags = tags[sp.t0:sp.t1:sp.t1]
+		}
+		p.Fields = fields[sp.f0:sp.f1:sp.f1]
+	}
+	return dst
+}
+
+// Stack capacities of the decoders' scratch arrays: a message of up to
+// this many points, tags and fields decodes with no allocation beyond the
+// payload copy and the two result arrays. Larger messages grow the scratch
+// on the heap. The arrays are zeroed on every call, so bigger is not free:
+// together they take 1.5 KiB.
+const (
+	stackTags   = 16
+	stackFields = 32
+	stackSpans  = 8
+)
+
+// span locates one decoded point's tags and fields in the scratch arrays.
+type span struct{ t0, t1, f0, f1 int }
+
+// scratch collects the tags and fields of one message while it is decoded.
+// It is passed and returned by value, never by pointer, so that the escape
+// analysis can keep its initial arrays on the stack.
+type scratch struct {
+	tags   []Tag
+	fields []Field
+	spans  []span
+	// strKeys holds the keys of the current line's skipped string fields,
+	// for duplicate detection.
+	strKeys []string
+	// seen indexes the current point's keys once there are too many to
+	// compare linearly (see dupTag).
+	seen map[string]struct{}
+}

@@ -1,0 +1,469 @@
+package point
+
+import (
+	"strconv"
+	"strings"
+)
+
+// DecodeLine is Decode for a line-protocol payload (see the package
+// documentation for the accepted dialect). Errors report the 1-based line
+// and the byte offset in payload.
+func (d Decoder) DecodeLine(dst []Point, payload []byte) ([]Point, error) {
+	if e := d.tooLarge(FormatLine, payload); e != nil {
+		return dst, e
+	}
+	s := string(payload)
+	var (
+		tagBuf   [stackTags]Tag
+		fieldBuf [stackFields]Field
+		spanBuf  [stackSpans]span
+	)
+	sc := scratch{tags: tagBuf[:0], fields: fieldBuf[:0], spans: spanBuf[:0]}
+	out := dst
+	pos := 0
+	stringOnly := -1 // offset of the first line skipped for having only string fields
+	for {
+		pos = skipBlank(s, pos)
+		if pos == len(s) {
+			break
+		}
+		var (
+			p Point
+			e *DecodeError
+		)
+		start, spans := pos, len(sc.spans)
+		p, pos, sc, e = parseLine(s, pos, sc)
+		if e != nil {
+			clear(out[len(dst):]) // drop references into s
+			return dst, e.locate(FormatLine, s)
+		}
+		if len(sc.spans) == spans { // only string fields: not a metric
+			if stringOnly < 0 {
+				stringOnly = start
+			}
+			continue
+		}
+		out = append(out, p)
+	}
+	if len(out) == len(dst) {
+		if stringOnly >= 0 {
+			return dst, errAt(stringOnly, ErrNoFields, "", "every line has only string fields").locate(FormatLine, s)
+		}
+		return dst, errAt(len(s), ErrEmpty, "", "").locate(FormatLine, s)
+	}
+	return sc.finish(out, len(dst)), nil
+}
+
+// skipBlank skips spaces, tabs, empty lines and comment lines from pos and
+// returns the start of the next point or len(s).
+func skipBlank(s string, pos int) int {
+	for pos < len(s) {
+		switch s[pos] {
+		case ' ', '\t', '\n':
+			pos++
+		case '\r':
+			if !atEOL(s, pos) {
+				return pos // a lone CR; parseLine rejects it
+			}
+			pos++
+		case '#':
+			i := strings.IndexByte(s[pos:], '\n')
+			if i < 0 {
+				return len(s)
+			}
+			pos += i + 1
+		default:
+			return pos
+		}
+	}
+	return pos
+}
+
+// atEOL reports whether pos is at the end of a line: the end of s, "\n",
+// "\r\n" or a "\r" that ends s.
+func atEOL(s string, pos int) bool {
+	if pos >= len(s) {
+		return true
+	}
+	switch s[pos] {
+	case '\n':
+		return true
+	case '\r':
+		return pos+1 == len(s) || s[pos+1] == '\n'
+	}
+	return false
+}
+
+// skipEOL returns the position after the line end at pos (see atEOL).
+func skipEOL(s string, pos int) int {
+	if pos < len(s) && s[pos] == '\r' {
+		pos++
+	}
+	if pos < len(s) && s[pos] == '\n' {
+		pos++
+	}
+	return pos
+}
+
+func skipSpaces(s string, pos int) int {
+	for pos < len(s) && s[pos] == ' ' {
+		pos++
+	}
+	return pos
+}
+
+// parseLine parses the point starting at s[pos], which is not blank, and
+// returns it with the position after its line end. The point's tags and
+// fields go to sc and are attached by scratch.finish.
+func parseLine(s string, pos int, sc scratch) (Point, int, scratch, *DecodeError) {
+	var p Point
+	start := pos
+	p.Measurement, pos = scanName(s, pos, false)
+	if r := nameProblem(p.Measurement, kindMeasurement); r != "" {
+		return p, pos, sc, errAt(start, ErrInvalidName, "", "measurement "+r)
+	}
+
+	t0 := len(sc.tags)
+	for pos < len(s) && s[pos] == ',' {
+		pos++
+		kStart := pos
+		var k, v string
+		k, pos = scanName(s, pos, true)
+		if k == "" {
+			return p, pos, sc, errAt(kStart, ErrInvalidName, "", "tag key is empty")
+		}
+		if pos >= len(s) || s[pos] != '=' {
+			return p, pos, sc, errAt(pos, ErrSyntax, k, "expected '=' after tag key")
+		}
+		if r := nameProblem(k, kindKey); r != "" {
+			return p, pos, sc, errAt(kStart, ErrInvalidName, k, "tag key "+r)
+		}
+		var dup bool
+		if dup, sc.seen = dupTag(sc.tags[t0:], k, sc.seen); dup {
+			return p, pos, sc, errAt(kStart, ErrDuplicateKey, k, "tag given twice")
+		}
+		pos++
+		vStart := pos
+		v, pos = scanName(s, pos, true)
+		if pos < len(s) && s[pos] == '=' {
+			return p, pos, sc, errAt(pos, ErrSyntax, k, "unescaped '=' in tag value")
+		}
+		if r := nameProblem(v, kindValue); r != "" {
+			return p, pos, sc, errAt(vStart, ErrInvalidName, k, "tag value "+r)
+		}
+		sc.tags = append(sc.tags, Tag{Key: k, Value: v})
+	}
+
+	// scanName stopped at a space or a line end: names end at nothing else.
+	pos = skipSpaces(s, pos)
+	if atEOL(s, pos) {
+		return p, pos, sc, errAt(pos, ErrNoFields, "", "missing fields")
+	}
+
+	f0 := len(sc.fields)
+	sc.strKeys = sc.strKeys[:0]
+	for {
+		kStart := pos
+		var k string
+		k, pos = scanName(s, pos, true)
+		if k == "" {
+			return p, pos, sc, errAt(kStart, ErrInvalidName, "", "field key is empty")
+		}
+		if pos >= len(s) || s[pos] != '=' {
+			return p, pos, sc, errAt(pos, ErrSyntax, k, "expected '=' after field key")
+		}
+		if r := nameProblem(k, kindKey); r != "" {
+			return p, pos, sc, errAt(kStart, ErrInvalidName, k, "field key "+r)
+		}
+		var dup bool
+		if dup, sc.seen = dupField(sc.fields[f0:], sc.strKeys, k, sc.seen); dup {
+			return p, pos, sc, errAt(kStart, ErrDuplicateKey, k, "field given twice")
+		}
+		pos++
+		vStart := pos
+		if pos < len(s) && s[pos] == '"' {
+			var ok bool
+			if pos, ok = skipString(s, pos); !ok {
+				return p, pos, sc, errAt(vStart, ErrSyntax, k, "unterminated string field value")
+			}
+			// String fields are not metrics: skip them, but keep the key
+			// for duplicate detection.
+			sc.strKeys = append(sc.strKeys, k)
+		} else {
+			end := pos
+			for end < len(s) && s[end] != ',' && s[end] != ' ' && s[end] != '\n' && s[end] != '\r' {
+				end++
+			}
+			v, reason, err := parseFieldValue(s[pos:end])
+			if err != nil {
+				return p, pos, sc, errAt(vStart, err, k, reason)
+			}
+			sc.fields = append(sc.fields, Field{Key: k, Value: v})
+			pos = end
+		}
+		if pos < len(s) && s[pos] == ',' {
+			pos++
+			continue
+		}
+		break
+	}
+
+	switch {
+	case pos < len(s) && s[pos] == ' ':
+		pos = skipSpaces(s, pos)
+		if atEOL(s, pos) {
+			break
+		}
+		tStart := pos
+		for pos < len(s) && s[pos] != ' ' && s[pos] != '\n' && s[pos] != '\r' {
+			pos++
+		}
+		var ok bool
+		if p.Time, ok = parseTimestamp(s[tStart:pos]); !ok {
+			return p, pos, sc, errAt(tStart, ErrSyntax, "", "invalid timestamp "+strconv.Quote(s[tStart:pos]))
+		}
+		pos = skipSpaces(s, pos)
+		if !atEOL(s, pos) {
+			return p, pos, sc, errAt(pos, ErrSyntax, "", "unexpected text after timestamp")
+		}
+	case !atEOL(s, pos):
+		return p, pos, sc, errAt(pos, ErrSyntax, "", "unexpected "+quoteByte(s[pos])+" after field value")
+	}
+	if len(sc.fields) == f0 {
+		// Only string fields (Telegraf's uptime_format, say): the line
+		// carries no metric. It is skipped, signalled by adding no span.
+		sc.tags = sc.tags[:t0]
+		return p, skipEOL(s, pos), sc, nil
+	}
+	sortTags(sc.tags[t0:])
+	sc.spans = append(sc.spans, span{t0: t0, t1: len(sc.tags), f0: f0, f1: len(sc.fields)})
+	return p, skipEOL(s, pos), sc, nil
+}
+
+// escapable reports whether a backslash before c escapes it: ',' and ' '
+// everywhere, '=' in keys and tag values (eq).
+func escapable(c byte, eq bool) bool {
+	return c == ',' || c == ' ' || (eq && c == '=')
+}
+
+// scanName scans a measurement (eq false) or a tag key, tag value or field
+// key (eq true) from pos. It stops at an unescaped ',' or ' ', an unescaped
+// '=' when eq, or a line end, and returns the unescaped name and the stop
+// position. A backslash that does not escape the next byte is literal.
+func scanName(s string, pos int, eq bool) (string, int) {
+	start := pos
+	escaped := false
+loop:
+	for pos < len(s) {
+		switch c := s[pos]; c {
+		case ',', ' ', '\n':
+			break loop
+		case '=':
+			if eq {
+				break loop
+			}
+		case '\r':
+			if atEOL(s, pos) {
+				break loop
+			}
+		case '\\':
+			if pos+1 < len(s) && escapable(s[pos+1], eq) {
+				escaped = true
+				pos++
+			}
+		}
+		pos++
+	}
+	if !escaped {
+		return s[start:pos], pos
+	}
+	raw := s[start:pos]
+	var b strings.Builder
+	b.Grow(len(raw))
+	for i := 0; i < len(raw); i++ {
+		if raw[i] == '\\' && i+1 < len(raw) && escapable(raw[i+1], eq) {
+			i++
+		}
+		b.WriteByte(raw[i])
+	}
+	return b.String(), pos
+}
+
+// quoteByte quotes c for an error message.
+func quoteByte(c byte) string {
+	if c < 0x80 {
+		return strconv.QuoteRune(rune(c))
+	}
+	return "byte 0x" + strconv.FormatUint(uint64(c), 16)
+}
+
+// skipString skips the double-quoted string field value at s[pos] and
+// returns the position after its closing quote. A backslash escapes any
+// byte; the value may span lines.
+func skipString(s string, pos int) (int, bool) {
+	for i := pos + 1; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1, true
+		}
+	}
+	return len(s), false
+}
+
+// parseFieldValue parses a float, integer, unsigned or boolean field value.
+// On failure it returns the sentinel and a reason.
+func parseFieldValue(tok string) (v float64, reason string, err error) {
+	if tok == "" {
+		return 0, "missing field value", ErrSyntax
+	}
+	switch tok {
+	case "t", "T", "true", "True", "TRUE":
+		return 1, "", nil
+	case "f", "F", "false", "False", "FALSE":
+		return 0, "", nil
+	}
+	switch last := tok[len(tok)-1]; {
+	case last == 'i' && isInt(tok[:len(tok)-1], true):
+		n, err := strconv.ParseInt(tok[:len(tok)-1], 10, 64)
+		if err != nil {
+			return 0, "integer " + tok + " out of range", ErrSyntax
+		}
+		return float64(n), "", nil
+	case last == 'u' && isInt(tok[:len(tok)-1], false):
+		n, err := strconv.ParseUint(tok[:len(tok)-1], 10, 64)
+		if err != nil {
+			return 0, "unsigned integer " + tok + " out of range", ErrSyntax
+		}
+		return float64(n), "", nil
+	case isFloat(tok):
+		f, err := strconv.ParseFloat(tok, 64)
+		if err != nil {
+			// Well-formed, so the only failure is overflow to ±Inf.
+			return 0, tok + " overflows float64", ErrNonFinite
+		}
+		return f, "", nil
+	}
+	if isNonFiniteWord(tok) {
+		return 0, tok, ErrNonFinite
+	}
+	return 0, "invalid field value " + strconv.Quote(tok), ErrSyntax
+}
+
+// isNonFiniteWord reports whether tok spells NaN or infinity the way
+// strconv.ParseFloat accepts it, so that the error can say what it is.
+func isNonFiniteWord(tok string) bool {
+	if tok != "" && (tok[0] == '+' || tok[0] == '-') {
+		tok = tok[1:]
+	}
+	return strings.EqualFold(tok, "nan") || strings.EqualFold(tok, "inf") || strings.EqualFold(tok, "infinity")
+}
+
+// isInt reports whether t is [-]digits ('-' only when signed).
+func isInt(t string, signed bool) bool {
+	if signed && t != "" && t[0] == '-' {
+		t = t[1:]
+	}
+	return t != "" && digits(t, 0) == len(t)
+}
+
+// digits returns the position after the run of ASCII digits at t[i].
+func digits(t string, i int) int {
+	for i < len(t) && '0' <= t[i] && t[i] <= '9' {
+		i++
+	}
+	return i
+}
+
+// isFloat reports whether t is a line-protocol float:
+// [-] (digits [. [digits]] | . digits) [(e|E) [+|-] digits].
+func isFloat(t string) bool {
+	i := 0
+	if i < len(t) && t[i] == '-' {
+		i++
+	}
+	j := digits(t, i)
+	n := j - i
+	if j < len(t) && t[j] == '.' {
+		k := digits(t, j+1)
+		n += k - j - 1
+		j = k
+	}
+	if n == 0 {
+		return false
+	}
+	if j < len(t) && (t[j] == 'e' || t[j] == 'E') {
+		j++
+		if j < len(t) && (t[j] == '+' || t[j] == '-') {
+			j++
+		}
+		k := digits(t, j)
+		if k == j {
+			return false
+		}
+		j = k
+	}
+	return j == len(t)
+}
+
+// parseTimestamp parses [-]digits as int64 nanoseconds.
+func parseTimestamp(t string) (int64, bool) {
+	if !isInt(t, true) {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	return n, err == nil
+}
+
+// AppendLine appends p as one line of line protocol, terminated by '\n',
+// and returns the extended slice. Tags and fields are written in slice
+// order, values in the shortest form that parses back to the same float64
+// (so 3 is written "3", not "3i"), and the timestamp is omitted when Time is
+// 0. The output decodes back to p when p is valid; AppendLine does not check.
+// It does not allocate when dst has enough capacity.
+func AppendLine(dst []byte, p *Point) []byte {
+	dst = appendEscaped(dst, p.Measurement, false)
+	for i := range p.Tags {
+		dst = appendTag(dst, &p.Tags[i])
+	}
+	for i := range p.Fields {
+		if i == 0 {
+			dst = append(dst, ' ')
+		} else {
+			dst = append(dst, ',')
+		}
+		dst = appendEscaped(dst, p.Fields[i].Key, true)
+		dst = append(dst, '=')
+		dst = strconv.AppendFloat(dst, p.Fields[i].Value, 'g', -1, 64)
+	}
+	if p.Time != 0 {
+		dst = append(dst, ' ')
+		dst = strconv.AppendInt(dst, p.Time, 10)
+	}
+	return append(dst, '\n')
+}
+
+// AppendLines appends each of ps with AppendLine.
+func AppendLines(dst []byte, ps []Point) []byte {
+	for i := range ps {
+		dst = AppendLine(dst, &ps[i])
+	}
+	return dst
+}
+
+// appendEscaped appends s with a backslash before each ',' and ' ' and, when
+// eq, each '='. Other backslashes need no escape: valid names never end
+// with one, so a backslash is always followed by a byte it does not escape
+// or by an escaped byte.
+func appendEscaped(dst []byte, s string, eq bool) []byte {
+	last := 0
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; escapable(c, eq) {
+			dst = append(dst, s[last:i]...)
+			dst = append(dst, '\\', c)
+			last = i + 1
+		}
+	}
+	return append(dst, s[last:]...)
+}

@@ -1,0 +1,153 @@
+// Package testbed connects integration tests to the real services that
+// scripts/testbed.sh starts (Apache Kafka, InfluxDB 1.8) and runs the
+// service binaries as processes.
+//
+// Tests find the services through environment variables set by `make test`.
+// Without them a test skips with a one-line reason, unless
+// METRICPIPE_TEST_REQUIRE_INTEGRATION=1 (set by `make test` and CI), which
+// turns that skip into a failure so a run can never pass by skipping.
+package testbed
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
+)
+
+// Environment variables set by scripts/testbed.sh.
+const (
+	EnvKafkaBrokers = "METRICPIPE_TEST_KAFKA_BROKERS"
+	EnvKafkaVersion = "METRICPIPE_TEST_KAFKA_VERSION"
+	EnvInfluxURL    = "METRICPIPE_TEST_INFLUX_URL"
+	EnvTestbed      = "METRICPIPE_TEST_TESTBED"
+	EnvRequire      = "METRICPIPE_TEST_REQUIRE_INTEGRATION"
+)
+
+func need(t testing.TB, name string) string {
+	t.Helper()
+	v := os.Getenv(name)
+	if v != "" {
+		return v
+	}
+	msg := fmt.Sprintf("integration test needs %s: run `make test` (scripts/testbed.sh starts Kafka and InfluxDB)", name)
+	if os.Getenv(EnvRequire) == "1" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// KafkaBrokers returns the test bed's Apache Kafka bootstrap address.
+func KafkaBrokers(t testing.TB) string { return need(t, EnvKafkaBrokers) }
+
+// KafkaVersion returns the version the broker reported when it started.
+func KafkaVersion(t testing.TB) string { return need(t, EnvKafkaVersion) }
+
+// InfluxURL returns the test bed's InfluxDB base URL.
+func InfluxURL(t testing.TB) string { return need(t, EnvInfluxURL) }
+
+// Script returns the path of scripts/testbed.sh, for fault tests that stop
+// and start a service.
+func Script(t testing.TB) string { return need(t, EnvTestbed) }
+
+// UniqueName returns prefix plus a random suffix, so tests sharing the test
+// bed never share a topic, group or database.
+func UniqueName(prefix string) string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return prefix + hex.EncodeToString(b)
+}
+
+// InfluxVersion asks the server for its version (the X-Influxdb-Version header
+// of /ping), so a test reports what it really ran against.
+func InfluxVersion(t testing.TB, base string) string {
+	t.Helper()
+	resp, err := http.Get(base + "/ping")
+	if err != nil {
+		t.Fatalf("ping influxdb: %v", err)
+	}
+	defer resp.Body.Close()
+	return resp.Header.Get("X-Influxdb-Version")
+}
+
+// CreateDatabase creates an InfluxDB 1.x database (the v2 API does not create
+// them) and returns its v2 bucket name "db/autogen".
+func CreateDatabase(t testing.TB, base, db string) string {
+	t.Helper()
+	resp, err := http.PostForm(base+"/query", url.Values{"q": {fmt.Sprintf("CREATE DATABASE %q", db)}})
+	if err != nil {
+		t.Fatalf("create database %s: %v", db, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("create database %s: HTTP %d", db, resp.StatusCode)
+	}
+	return db + "/autogen"
+}
+
+// FluxInt runs a Flux query through /api/v2/query and returns the _value of
+// its single row; found is false when the query returned no row.
+func FluxInt(ctx context.Context, base, flux string) (v int64, found bool, err error) {
+	client := influxdb2.NewClient(base, "")
+	defer client.Close()
+	res, err := client.QueryAPI("").Query(ctx, flux)
+	if err != nil {
+		return 0, false, fmt.Errorf("flux query: %w", err)
+	}
+	defer res.Close()
+	for res.Next() {
+		if found {
+			return 0, false, fmt.Errorf("flux query returned more than one row: %s", flux)
+		}
+		found = true
+		switch x := res.Record().Value().(type) {
+		case int64:
+			v = x
+		case uint64:
+			v = int64(x)
+		default:
+			return 0, false, fmt.Errorf("flux query: _value is %T, want an integer", x)
+		}
+	}
+	return v, found, res.Err()
+}
+
+// FreeAddr returns a loopback address with a port that was free a moment ago.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// Eventually polls cond every 200 ms until it returns true or timeout passes,
+// then fails the test with the last error or state cond reported.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var state string
+	for {
+		var ok bool
+		ok, state = cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not reached within %s; last: %s", what, timeout, strings.TrimSpace(state))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

@@ -1,0 +1,69 @@
+package kafkaio
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// WriterOptions tunes a producer. The zero value takes the defaults below.
+type WriterOptions struct {
+	BatchSize  int           // messages per produce request; default 1000
+	BatchBytes int64         // bytes per produce request; default 1 MiB
+	Linger     time.Duration // wait for a batch to fill; default 10ms
+	Async      bool          // fire-and-forget (errors go to Completion); default: WriteMessages blocks until acked
+	Completion func(messages []kafka.Message, err error)
+}
+
+// Validate reports invalid settings.
+func (o WriterOptions) Validate() error {
+	var errs []error
+	if o.BatchSize < 0 {
+		errs = append(errs, fmt.Errorf("batch size %d: want ≥ 0", o.BatchSize))
+	}
+	if o.BatchBytes < 0 {
+		errs = append(errs, fmt.Errorf("batch bytes %d: want ≥ 0", o.BatchBytes))
+	}
+	if o.Linger < 0 {
+		errs = append(errs, fmt.Errorf("linger %s: want ≥ 0", o.Linger))
+	}
+	return errors.Join(errs...)
+}
+
+// NewWriter returns a producer to topic that waits for all in-sync replicas
+// (acks=all) and partitions by message key with murmur2, the Java client's
+// default, so a series lands in the same partition whichever client wrote it.
+// The caller must Close it.
+func NewWriter(cfg Config, topic string, o WriterOptions) (*kafka.Writer, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	tr, err := cfg.Transport()
+	if err != nil {
+		return nil, err
+	}
+	if o.BatchSize == 0 {
+		o.BatchSize = 1000
+	}
+	if o.BatchBytes == 0 {
+		o.BatchBytes = 1 << 20
+	}
+	if o.Linger == 0 {
+		o.Linger = 10 * time.Millisecond
+	}
+	return &kafka.Writer{
+		Addr:                   kafka.TCP(cfg.Brokers...),
+		Topic:                  topic,
+		Balancer:               &kafka.Murmur2Balancer{Consistent: true},
+		RequiredAcks:           kafka.RequireAll,
+		BatchSize:              o.BatchSize,
+		BatchBytes:             o.BatchBytes,
+		BatchTimeout:           o.Linger,
+		Async:                  o.Async,
+		Completion:             o.Completion,
+		Transport:              tr,
+		AllowAutoTopicCreation: false,
+	}, nil
+}

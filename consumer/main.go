@@ -1,0 +1,67 @@
+// Command consumer reads metric points from Kafka as a consumer group and
+// writes them to InfluxDB, committing offsets only after InfluxDB accepted
+// the points (or the dead-letter topic took what could not be written).
+package main
+
+import (
+	"io"
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/metricpipe/metricpipe/shared/influx"
+	"github.com/metricpipe/metricpipe/shared/kafkaio"
+	"github.com/metricpipe/metricpipe/shared/service"
+)
+
+func main() {
+	os.Exit(service.Main(newApp(os.Stdout, os.Stderr), os.Args))
+}
+
+func newApp(stdout, stderr io.Writer) *cli.App {
+	app := service.NewApp("consumer", "write metric points from Kafka to InfluxDB", stdout, stderr)
+	app.Flags = append(app.Flags,
+		&cli.StringFlag{Name: "dlq-topic", Value: kafkaio.DefaultDLQTopic, Usage: "dead-letter topic for messages that cannot be decoded or written", EnvVars: service.EnvVars("dlq-topic"), Category: "Kafka"},
+	)
+	app.Flags = append(app.Flags, kafkaio.TopicFlags()...)
+	app.Flags = append(app.Flags, kafkaio.GroupFlags(kafkaio.DefaultConsumerGroup)...)
+	app.Flags = append(app.Flags, kafkaio.Flags("metricpipe-consumer")...)
+	app.Flags = append(app.Flags, influx.Flags()...)
+	app.Flags = append(app.Flags, service.Flags("127.0.0.1:9102")...)
+	app.Action = func(c *cli.Context) error {
+		cfg, err := configFromCLI(c)
+		if err != nil {
+			return err
+		}
+		if err := cfg.Validate(); err != nil {
+			return err
+		}
+		return run(c.Context, cfg, service.NewLogger(stderr, cfg.Service, "consumer"))
+	}
+	return app
+}
+
+func configFromCLI(c *cli.Context) (config, error) {
+	kc, err := kafkaio.ConfigFromCLI(c)
+	if err != nil {
+		return config{}, err
+	}
+	ic, err := influx.ConfigFromCLI(c)
+	if err != nil {
+		return config{}, err
+	}
+	return config{
+		Service: service.ConfigFromCLI(c),
+		Kafka:   kc,
+		Influx:  ic,
+		Topic:   kafkaio.TopicSpecFromCLI(c, c.String("topic")),
+		DLQ:     kafkaio.TopicSpecFromCLI(c, c.String("dlq-topic")),
+		Group: kafkaio.GroupConfig{
+			Topic:        c.String("topic"),
+			Group:        c.String("group"),
+			BatchSize:    ic.BatchSize,
+			BatchWait:    ic.FlushInterval,
+			DrainTimeout: c.Duration("drain-timeout"),
+		},
+	}, nil
+}

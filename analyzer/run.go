@@ -86,7 +86,6 @@ func run(ctx context.Context, cfg config, log zerolog.Logger) error {
 type tally struct {
 	dec       point.Decoder
 	maxSeries int
-	hot       zerolog.Logger
 
 	mu        sync.Mutex
 	messages  int64

@@ -174,15 +174,15 @@ func runSynthetic(ctx context.Context, cfg syntheticConfig, log zerolog.Logger) 
 }
 
 // produce sends generated points in batches until the count or duration is
-// reached or ctx is done. A batch that was handed to Kafka is always
-// finished (retried until acknowledged or the drain deadline passes).
+// reached or ctx is done. A batch handed to Kafka is retried until
+// acknowledged, until drainTimeout after ctx ended at the latest.
 func produce(ctx context.Context, cfg syntheticConfig, gen *generator, w *kafka.Writer, m producerMetrics, log zerolog.Logger) (int64, error) {
 	var (
 		sent    int64
 		arena   []byte
 		msgs    = make([]kafka.Message, 0, cfg.BatchSize)
 		pt      point.Point
-		ctype   = []byte(cfg.Format.ContentType())
+		headers = []kafka.Header{{Key: kafkaio.HeaderContentType, Value: []byte(cfg.Format.ContentType())}} // shared, read-only
 		started = time.Now()
 	)
 	if cfg.Duration > 0 {
@@ -190,6 +190,9 @@ func produce(ctx context.Context, cfg syntheticConfig, gen *generator, w *kafka.
 		ctx, cancel = context.WithTimeout(ctx, cfg.Duration)
 		defer cancel()
 	}
+	// A batch handed to Kafka is finished even when a stop arrives meanwhile.
+	sendCtx, stopSend := service.WithDrain(ctx, drainTimeout)
+	defer stopSend()
 	for ctx.Err() == nil && (cfg.Count == 0 || sent < cfg.Count) {
 		n := cfg.BatchSize
 		if cfg.Count > 0 {
@@ -216,15 +219,15 @@ func produce(ctx context.Context, cfg syntheticConfig, gen *generator, w *kafka.
 			} else {
 				arena = point.AppendLine(arena, &pt)
 			}
-			// Key and value point into arena; when append moves arena, the old
-		// array keeps the bytes already sliced, so the slices stay valid.
-		msgs = append(msgs, kafka.Message{
+			// Key and value point into arena; when append moves arena, the
+			// old array keeps the bytes already sliced, so they stay valid.
+			msgs = append(msgs, kafka.Message{
 				Key:     arena[keyStart:valStart:valStart],
 				Value:   arena[valStart:len(arena):len(arena)],
-				Headers: []kafka.Header{{Key: kafkaio.HeaderContentType, Value: ctype}},
+				Headers: headers,
 			})
 		}
-		if err := send(ctx, w, msgs, m, log); err != nil {
+		if err := send(sendCtx, w, msgs, m, log); err != nil {
 			return sent, err
 		}
 		sent += int64(n)
@@ -232,14 +235,10 @@ func produce(ctx context.Context, cfg syntheticConfig, gen *generator, w *kafka.
 	return sent, nil
 }
 
-// send writes one batch, retrying until Kafka acknowledges it. Once a batch is
-// handed over it is finished even when ctx is cancelled (bounded by a drain
-// deadline), so a stop never leaves a half-sent batch.
+// send writes one batch, retrying until Kafka acknowledges it or ctx ends.
 func send(ctx context.Context, w *kafka.Writer, msgs []kafka.Message, m producerMetrics, log zerolog.Logger) error {
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
-	defer cancel()
 	start := time.Now()
-	err := retry.Do(dctx, retry.DefaultBackoff(), func(ctx context.Context) error {
+	err := retry.Do(ctx, retry.DefaultBackoff(), func(ctx context.Context) error {
 		return w.WriteMessages(ctx, msgs...)
 	}, func(attempt int, delay time.Duration, err error) {
 		m.errors.Inc()

@@ -9,6 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
+
+	"github.com/metricpipe/metricpipe/shared/service"
 )
 
 // Handler processes a batch of messages fetched from one consumer group.
@@ -145,10 +147,8 @@ func (c *GroupConsumer) Run(ctx context.Context, h Handler) error {
 	defer stopFetch()
 	// Handling and committing outlive ctx by up to DrainTimeout, so a stop
 	// requested mid-batch still ends with the batch written and committed.
-	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	workCtx, stopWork := service.WithDrain(ctx, c.cfg.DrainTimeout)
 	defer stopWork()
-	stopAfter := context.AfterFunc(ctx, func() { time.AfterFunc(c.cfg.DrainTimeout, stopWork) })
-	defer stopAfter()
 
 	// A bounded queue between the fetcher and the handler: when the handler
 	// is slow (InfluxDB down), the fetcher blocks and Kafka holds the rest.

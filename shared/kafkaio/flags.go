@@ -8,24 +8,22 @@ import (
 	"github.com/metricpipe/metricpipe/shared/service"
 )
 
-func flag(name string) []string { return service.EnvVars(name) }
-
 // Flags returns the Kafka connection flags every service shares.
 // clientID is the service's default client id.
 func Flags(clientID string) []cli.Flag {
 	const cat = "Kafka"
 	return []cli.Flag{
-		&cli.StringSliceFlag{Name: "kafka-brokers", Value: cli.NewStringSlice("127.0.0.1:9092"), Usage: "bootstrap brokers, host:port, comma separated", EnvVars: flag("kafka-brokers"), Category: cat},
-		&cli.StringFlag{Name: "kafka-client-id", Value: clientID, Usage: "client id sent to the brokers", EnvVars: flag("kafka-client-id"), Category: cat},
-		&cli.BoolFlag{Name: "kafka-tls", Usage: "connect with TLS", EnvVars: flag("kafka-tls"), Category: cat},
-		&cli.StringFlag{Name: "kafka-tls-ca-file", Usage: "PEM CA bundle to verify the brokers (default: system roots)", EnvVars: flag("kafka-tls-ca-file"), Category: cat},
-		&cli.StringFlag{Name: "kafka-tls-cert-file", Usage: "PEM client certificate for mutual TLS", EnvVars: flag("kafka-tls-cert-file"), Category: cat},
-		&cli.StringFlag{Name: "kafka-tls-key-file", Usage: "PEM client key for mutual TLS", EnvVars: flag("kafka-tls-key-file"), Category: cat},
-		&cli.BoolFlag{Name: "kafka-tls-insecure-skip-verify", Usage: "accept any broker certificate (development only)", EnvVars: flag("kafka-tls-insecure-skip-verify"), Category: cat},
-		&cli.StringFlag{Name: "kafka-sasl-mechanism", Usage: "SASL mechanism: plain, scram-sha-256 or scram-sha-512 (empty: no SASL)", EnvVars: flag("kafka-sasl-mechanism"), Category: cat},
-		&cli.StringFlag{Name: "kafka-sasl-username", Usage: "SASL username", EnvVars: flag("kafka-sasl-username"), Category: cat},
-		&cli.StringFlag{Name: "kafka-sasl-password", Usage: "SASL password (prefer the environment variable or the file)", EnvVars: flag("kafka-sasl-password"), Category: cat},
-		&cli.StringFlag{Name: "kafka-sasl-password-file", Usage: "file holding the SASL password", EnvVars: flag("kafka-sasl-password-file"), Category: cat},
+		&cli.StringSliceFlag{Name: "kafka-brokers", Value: cli.NewStringSlice("127.0.0.1:9092"), Usage: "bootstrap brokers, host:port, comma separated", EnvVars: service.EnvVars("kafka-brokers"), Category: cat},
+		&cli.StringFlag{Name: "kafka-client-id", Value: clientID, Usage: "client id sent to the brokers", EnvVars: service.EnvVars("kafka-client-id"), Category: cat},
+		&cli.BoolFlag{Name: "kafka-tls", Usage: "connect with TLS", EnvVars: service.EnvVars("kafka-tls"), Category: cat},
+		&cli.StringFlag{Name: "kafka-tls-ca-file", Usage: "PEM CA bundle to verify the brokers (default: system roots)", EnvVars: service.EnvVars("kafka-tls-ca-file"), Category: cat},
+		&cli.StringFlag{Name: "kafka-tls-cert-file", Usage: "PEM client certificate for mutual TLS", EnvVars: service.EnvVars("kafka-tls-cert-file"), Category: cat},
+		&cli.StringFlag{Name: "kafka-tls-key-file", Usage: "PEM client key for mutual TLS", EnvVars: service.EnvVars("kafka-tls-key-file"), Category: cat},
+		&cli.BoolFlag{Name: "kafka-tls-insecure-skip-verify", Usage: "accept any broker certificate (development only)", EnvVars: service.EnvVars("kafka-tls-insecure-skip-verify"), Category: cat},
+		&cli.StringFlag{Name: "kafka-sasl-mechanism", Usage: "SASL mechanism: plain, scram-sha-256 or scram-sha-512 (empty: no SASL)", EnvVars: service.EnvVars("kafka-sasl-mechanism"), Category: cat},
+		&cli.StringFlag{Name: "kafka-sasl-username", Usage: "SASL username", EnvVars: service.EnvVars("kafka-sasl-username"), Category: cat},
+		&cli.StringFlag{Name: "kafka-sasl-password", Usage: "SASL password (prefer the environment variable or the file)", EnvVars: service.EnvVars("kafka-sasl-password"), Category: cat},
+		&cli.StringFlag{Name: "kafka-sasl-password-file", Usage: "file holding the SASL password", EnvVars: service.EnvVars("kafka-sasl-password-file"), Category: cat},
 	}
 }
 
@@ -55,9 +53,9 @@ func ConfigFromCLI(c *cli.Context) (Config, error) {
 func TopicFlags() []cli.Flag {
 	const cat = "Kafka"
 	return []cli.Flag{
-		&cli.StringFlag{Name: "topic", Value: DefaultTopic, Usage: "topic of raw metric points", EnvVars: flag("topic"), Category: cat},
-		&cli.IntFlag{Name: "partitions", Value: 8, Usage: "partitions of topics created at start when missing (existing topics are left as they are)", EnvVars: flag("partitions"), Category: cat},
-		&cli.IntFlag{Name: "replication-factor", Value: 1, Usage: "replication factor of topics created at start when missing", EnvVars: flag("replication-factor"), Category: cat},
+		&cli.StringFlag{Name: "topic", Value: DefaultTopic, Usage: "topic of raw metric points", EnvVars: service.EnvVars("topic"), Category: cat},
+		&cli.IntFlag{Name: "partitions", Value: 8, Usage: "partitions of topics created at start when missing (existing topics are left as they are)", EnvVars: service.EnvVars("partitions"), Category: cat},
+		&cli.IntFlag{Name: "replication-factor", Value: 1, Usage: "replication factor of topics created at start when missing", EnvVars: service.EnvVars("replication-factor"), Category: cat},
 	}
 }
 
@@ -71,7 +69,7 @@ func TopicSpecFromCLI(c *cli.Context, name string) TopicSpec {
 func GroupFlags(defaultGroup string) []cli.Flag {
 	const cat = "Kafka"
 	return []cli.Flag{
-		&cli.StringFlag{Name: "group", Value: defaultGroup, Usage: "consumer group; instances with the same group share the partitions", EnvVars: flag("group"), Category: cat},
-		&cli.DurationFlag{Name: "drain-timeout", Value: 30 * time.Second, Usage: "on shutdown, time allowed to finish, write and commit what was fetched", EnvVars: flag("drain-timeout"), Category: cat},
+		&cli.StringFlag{Name: "group", Value: defaultGroup, Usage: "consumer group; instances with the same group share the partitions", EnvVars: service.EnvVars("group"), Category: cat},
+		&cli.DurationFlag{Name: "drain-timeout", Value: 30 * time.Second, Usage: "on shutdown, time allowed to finish, write and commit what was fetched", EnvVars: service.EnvVars("drain-timeout"), Category: cat},
 	}
 }

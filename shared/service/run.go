@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -37,4 +38,16 @@ func Run(ctx context.Context, log zerolog.Logger, addr string, reg *prometheus.R
 	}
 	log.Info().Msg("stopped")
 	return nil
+}
+
+// WithDrain returns a context that is not cancelled with ctx but d after it:
+// work already under way when a stop is requested (a batch being written, an
+// offset being committed) gets d to finish instead of being cut short.
+func WithDrain(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	drainCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(d, cancel)
+		context.AfterFunc(drainCtx, func() { t.Stop() })
+	})
+	return drainCtx, func() { stop(); cancel() }
 }

@@ -34,8 +34,12 @@ fuzz: ## fuzz both decoders for FUZZTIME each (default 2m)
 	$(GO) test ./shared/point -run '^$$' -fuzz '^FuzzDecodeLine$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./shared/point -run '^$$' -fuzz '^FuzzDecodeJSON$$' -fuzztime $(FUZZTIME)
 
+# Built, not `go run`, so Ctrl-C reaches the demo directly and it exits 0
+# after stopping everything.
 demo: ## run the pipeline on this machine with a live view (Ctrl-C stops it)
-	$(GO) run ./scripts/demo
+	@mkdir -p bin
+	$(GO) build -o bin/demo ./scripts/demo
+	bin/demo
 
 testbed-start: ## start Kafka and InfluxDB for manual runs; prints their env
 	scripts/testbed.sh start

@@ -70,10 +70,11 @@ func run(ctx context.Context, cfg config, log zerolog.Logger) error {
 				}
 			}
 		}()
-		err = gc.Run(ctx, kafkaio.HandlerFunc(func(ctx context.Context, batch []kafka.Message) error {
+		tallyBatch := kafkaio.HandlerFunc(func(_ context.Context, batch []kafka.Message) error {
 			t.add(batch, log)
 			return nil
-		}))
+		})
+		err = gc.Run(ctx, func(int) kafkaio.Handler { return tallyBatch })
 		<-done
 		t.logSummary(log)
 		return err

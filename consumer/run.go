@@ -65,14 +65,14 @@ func run(ctx context.Context, cfg config, log zerolog.Logger) error {
 		return err
 	}
 	defer sink.Close()
-	h := &handler{sink: sink, backoff: retry.DefaultBackoff(), metrics: newMetrics(reg), log: log,
+	out := &output{sink: sink, backoff: retry.DefaultBackoff(), metrics: newMetrics(reg), log: log,
 		// Per-message warnings are sampled; the counters carry the totals.
 		hotLog: log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Second})}
-	h.writable.Store(true)
+	out.writable.Store(true)
 	checks := []service.Check{
 		{Name: "kafka", Probe: admin.Ping},
 		{Name: "influxdb", Probe: func(ctx context.Context) error {
-			if !h.writable.Load() {
+			if !out.writable.Load() {
 				return errors.New("writes are failing and being retried")
 			}
 			return sink.Ping(ctx)
@@ -87,22 +87,20 @@ func run(ctx context.Context, cfg config, log zerolog.Logger) error {
 			return err
 		}
 		defer dlq.Close()
-		h.dlq = dlq
+		out.dlq = dlq
 		gc, err := kafkaio.NewGroupConsumer(cfg.Kafka, cfg.Group, log, reg)
 		if err != nil {
 			return err
 		}
 		defer gc.Close()
 		log.Info().Str("topic", cfg.Group.Topic).Str("group", cfg.Group.Group).Str("bucket", sink.Bucket()).Msg("consuming")
-		return gc.Run(ctx, h)
+		return gc.Run(ctx, func(int) kafkaio.Handler { return &handler{out: out} })
 	})
 }
 
-// handler turns a batch of messages into one InfluxDB write. Messages that
-// cannot be decoded, and those whose points InfluxDB rejects for good, go to
-// the dead-letter topic; everything else is retried until written.
-type handler struct {
-	dec      point.Decoder
+// output is where every partition's handler writes: InfluxDB, and the
+// dead-letter topic for what cannot be written. Safe for concurrent use.
+type output struct {
 	sink     *influx.Sink
 	dlq      *kafkaio.DeadLetters
 	backoff  retry.Backoff
@@ -110,6 +108,15 @@ type handler struct {
 	log      zerolog.Logger
 	hotLog   zerolog.Logger
 	writable atomic.Bool // false while writes are being retried: /readyz reports it
+}
+
+// handler turns a batch of one partition's messages into one InfluxDB write.
+// Messages that cannot be decoded, and those whose points InfluxDB rejects
+// for good, go to the dead-letter topic; everything else is retried until
+// written. One handler per partition assignment; not safe for concurrent use.
+type handler struct {
+	out *output
+	dec point.Decoder
 
 	pts   []point.Point // reused across batches
 	spans []span
@@ -125,7 +132,7 @@ func (h *handler) Handle(ctx context.Context, batch []kafka.Message) error {
 		from := len(h.pts)
 		pts, err := h.dec.Decode(h.pts, m.Value, kafkaio.HeaderValue(m, kafkaio.HeaderContentType))
 		if err != nil {
-			if err := h.deadLetter(ctx, m, "decode", err); err != nil {
+			if err := h.out.deadLetter(ctx, m, "decode", err); err != nil {
 				return err
 			}
 			continue
@@ -138,18 +145,18 @@ func (h *handler) Handle(ctx context.Context, batch []kafka.Message) error {
 		h.pts = pts
 		h.spans = append(h.spans, span{msg: i, from: from, to: len(pts)})
 	}
-	h.metrics.pointsIn.Add(float64(len(h.pts)))
-	err := h.write(ctx, h.pts)
+	h.out.metrics.pointsIn.Add(float64(len(h.pts)))
+	err := h.out.write(ctx, h.pts)
 	if err == nil || !retry.IsPermanent(err) {
 		return err
 	}
 	// InfluxDB refused the batch for good (a field type conflict, say):
 	// find the messages responsible by writing each alone.
-	h.log.Warn().Err(err).Int("messages", len(h.spans)).Msg("batch rejected; writing message by message to isolate the bad points")
+	h.out.log.Warn().Err(err).Int("messages", len(h.spans)).Msg("batch rejected; writing message by message to isolate the bad points")
 	for _, s := range h.spans {
-		err := h.write(ctx, h.pts[s.from:s.to])
+		err := h.out.write(ctx, h.pts[s.from:s.to])
 		if err != nil && retry.IsPermanent(err) {
-			err = h.deadLetter(ctx, &batch[s.msg], "rejected", err)
+			err = h.out.deadLetter(ctx, &batch[s.msg], "rejected", err)
 		}
 		if err != nil {
 			return err
@@ -160,43 +167,43 @@ func (h *handler) Handle(ctx context.Context, batch []kafka.Message) error {
 
 // write writes pts, retrying transient failures until ctx is done. A
 // permanent rejection comes back marked retry.Permanent.
-func (h *handler) write(ctx context.Context, pts []point.Point) error {
+func (o *output) write(ctx context.Context, pts []point.Point) error {
 	if len(pts) == 0 {
 		return nil
 	}
 	start := time.Now()
-	err := retry.Do(ctx, h.backoff, func(ctx context.Context) error {
-		err := h.sink.Write(ctx, pts)
+	err := retry.Do(ctx, o.backoff, func(ctx context.Context) error {
+		err := o.sink.Write(ctx, pts)
 		if err != nil && !influx.IsRetryable(err) {
 			return retry.Permanent(err)
 		}
 		return err
 	}, func(attempt int, delay time.Duration, err error) {
-		h.writable.Store(false)
-		h.metrics.retries.Inc()
-		h.log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", delay).Int("points", len(pts)).Msg("influxdb write failed; retrying")
+		o.writable.Store(false)
+		o.metrics.retries.Inc()
+		o.log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", delay).Int("points", len(pts)).Msg("influxdb write failed; retrying")
 	})
 	if err != nil {
 		return err
 	}
-	h.writable.Store(true)
-	h.metrics.writeSeconds.Observe(time.Since(start).Seconds())
-	h.metrics.pointsWritten.Add(float64(len(pts)))
+	o.writable.Store(true)
+	o.metrics.writeSeconds.Observe(time.Since(start).Seconds())
+	o.metrics.pointsWritten.Add(float64(len(pts)))
 	return nil
 }
 
 // deadLetter publishes m with its reason, retrying until the dead-letter
 // topic took it: the message's offset must not be committed before that.
-func (h *handler) deadLetter(ctx context.Context, m *kafka.Message, kind string, reason error) error {
-	h.hotLog.Warn().Err(reason).Str("topic", m.Topic).Int("partition", m.Partition).Int64("offset", m.Offset).Str("reason", kind).Msg("dead-lettering message")
-	err := retry.Do(ctx, h.backoff, func(ctx context.Context) error {
-		return h.dlq.Publish(ctx, *m, reason)
+func (o *output) deadLetter(ctx context.Context, m *kafka.Message, kind string, reason error) error {
+	o.hotLog.Warn().Err(reason).Str("topic", m.Topic).Int("partition", m.Partition).Int64("offset", m.Offset).Str("reason", kind).Msg("dead-lettering message")
+	err := retry.Do(ctx, o.backoff, func(ctx context.Context) error {
+		return o.dlq.Publish(ctx, *m, reason)
 	}, func(attempt int, delay time.Duration, err error) {
-		h.log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", delay).Msg("dead-letter publish failed; retrying")
+		o.log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", delay).Msg("dead-letter publish failed; retrying")
 	})
 	if err != nil {
 		return fmt.Errorf("dead-letter: %w", err)
 	}
-	h.metrics.deadLettered.WithLabelValues(kind).Inc()
+	o.metrics.deadLettered.WithLabelValues(kind).Inc()
 	return nil
 }

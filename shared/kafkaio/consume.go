@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -63,7 +65,8 @@ type consumerMetrics struct {
 	committed    prometheus.Counter
 	commitErrors prometheus.Counter
 	batchSeconds prometheus.Histogram
-	lag          prometheus.Gauge
+	lag          *prometheus.GaugeVec
+	assigned     prometheus.Gauge
 }
 
 func newConsumerMetrics(reg prometheus.Registerer, g GroupConfig) consumerMetrics {
@@ -74,28 +77,45 @@ func newConsumerMetrics(reg prometheus.Registerer, g GroupConfig) consumerMetric
 		committed: prometheus.NewCounter(prometheus.CounterOpts{Name: "metricpipe_kafka_messages_committed_total",
 			Help: "Messages whose offsets were committed after handling.", ConstLabels: labels}),
 		commitErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "metricpipe_kafka_commit_errors_total",
-			Help: "Offset commits that failed (their messages will be redelivered).", ConstLabels: labels}),
+			Help: "Offset commits that failed (their messages will be delivered again).", ConstLabels: labels}),
 		batchSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "metricpipe_kafka_batch_handle_seconds",
 			Help: "Time to handle one batch, writes included.", ConstLabels: labels, Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}),
-		lag: prometheus.NewGauge(prometheus.GaugeOpts{Name: "metricpipe_kafka_consumer_lag",
-			Help: "Messages between the last fetched offset and the partition end, as last reported by the reader.", ConstLabels: labels}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "metricpipe_kafka_consumer_lag",
+			Help: "Messages behind the partition end at the last fetch, per assigned partition.", ConstLabels: labels}, []string{"partition"}),
+		assigned: prometheus.NewGauge(prometheus.GaugeOpts{Name: "metricpipe_kafka_partitions_assigned",
+			Help: "Partitions assigned to this instance.", ConstLabels: labels}),
 	}
-	reg.MustRegister(m.fetched, m.committed, m.commitErrors, m.batchSeconds, m.lag)
+	reg.MustRegister(m.fetched, m.committed, m.commitErrors, m.batchSeconds, m.lag, m.assigned)
 	return m
 }
 
-// GroupConsumer consumes a topic as a member of a consumer group and commits
-// offsets only after its Handler finished with them: at-least-once delivery.
+// OffsetHolder is implemented by handlers that keep output derived from
+// handled messages in memory (open rollup windows, say). HeldFrom returns the
+// lowest offset whose output is not yet stored; the consumer commits no
+// further, so a restart replays those messages and rebuilds the output.
+type OffsetHolder interface {
+	HeldFrom() (offset int64, held bool)
+}
+
+// GroupConsumer consumes a topic as a member of a consumer group. Each
+// assigned partition runs in its own goroutine with its own Handler, in
+// offset order, and its offset is committed only after the Handler finished
+// with the messages before it: at-least-once delivery.
 type GroupConsumer struct {
-	reader  *kafka.Reader
+	group   *kafka.ConsumerGroup
+	kc      Config
+	dialer  *kafka.Dialer
 	cfg     GroupConfig
 	log     zerolog.Logger
 	metrics consumerMetrics
+	// commitMu serialises commits: the generation's coordinator connection
+	// is shared by all partition goroutines.
+	commitMu sync.Mutex
 }
 
-// NewGroupConsumer joins cfg.Group on cfg.Topic. A group with no committed
-// offset starts at the oldest message, so nothing produced before the first
-// start is skipped. The caller must Close it.
+// NewGroupConsumer joins cfg.Group on cfg.Topic. A partition with no
+// committed offset starts at the oldest message, so nothing produced before
+// the group's first start is skipped. The caller must Close it.
 func NewGroupConsumer(kc Config, cfg GroupConfig, log zerolog.Logger, reg prometheus.Registerer) (*GroupConsumer, error) {
 	if err := errors.Join(kc.Validate(), cfg.Validate()); err != nil {
 		return nil, err
@@ -104,50 +124,152 @@ func NewGroupConsumer(kc Config, cfg GroupConfig, log zerolog.Logger, reg promet
 	if err != nil {
 		return nil, err
 	}
+	log = log.With().Str("topic", cfg.Topic).Str("group", cfg.Group).Logger()
+	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
+		ID:      cfg.Group,
+		Brokers: kc.Brokers,
+		Dialer:  dialer,
+		Topics:  []string{cfg.Topic},
+		// Short enough that a dead instance's partitions move within seconds,
+		// long enough to ride out a GC pause or a slow InfluxDB write.
+		HeartbeatInterval:      time.Second,
+		SessionTimeout:         10 * time.Second,
+		RebalanceTimeout:       10 * time.Second,
+		JoinGroupBackoff:       time.Second,
+		WatchPartitionChanges:  true,
+		PartitionWatchInterval: 10 * time.Second,
+		StartOffset:            kafka.FirstOffset,
+		ErrorLogger:            kafkaLogger(log),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("join group %q: %w", cfg.Group, err)
+	}
+	return &GroupConsumer{group: group, kc: kc, dialer: dialer, cfg: cfg, log: log, metrics: newConsumerMetrics(reg, cfg)}, nil
+}
+
+func kafkaLogger(log zerolog.Logger) kafka.Logger {
+	return kafka.LoggerFunc(func(msg string, args ...any) {
+		log.Warn().Msgf("kafka: "+msg, args...)
+	})
+}
+
+// Run consumes until ctx is cancelled, calling newHandler once per partition
+// assignment; that Handler is used by one goroutine only and dropped when
+// the assignment ends (a rebalance moved the partition, or the stop). On
+// cancellation each partition stops fetching, hands its Handler what was
+// already fetched and commits it, within DrainTimeout, and Run returns nil.
+// Run returns an error when a Handler fails; nothing unhandled is committed.
+func (c *GroupConsumer) Run(ctx context.Context, newHandler func(partition int) Handler) error {
+	for {
+		gen, err := c.group.Next(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, kafka.ErrGroupClosed):
+			return nil
+		case err != nil:
+			c.log.Warn().Err(err).Msg("joining the group failed; retrying")
+			if sleepCtx(ctx, time.Second) != nil {
+				return nil
+			}
+			continue
+		}
+		assigned := gen.Assignments[c.cfg.Topic]
+		c.log.Info().Int32("generation", gen.ID).Int("partitions", len(assigned)).Msg("partitions assigned")
+		c.metrics.assigned.Set(float64(len(assigned)))
+		var wg sync.WaitGroup
+		errc := make(chan error, len(assigned))
+		for _, a := range assigned {
+			wg.Add(1)
+			gen.Start(func(genCtx context.Context) {
+				defer wg.Done()
+				if err := c.runPartition(ctx, genCtx, gen, a, newHandler(a.ID)); err != nil {
+					errc <- fmt.Errorf("partition %d: %w", a.ID, err)
+				}
+			})
+		}
+		wg.Wait()
+		close(errc)
+		if err := errors.Join(collect(errc)...); err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+func collect(errc <-chan error) []error {
+	var errs []error
+	for err := range errc {
+		errs = append(errs, err)
+	}
+	return errs
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// partition is the state of one partition assignment.
+type partition struct {
+	c         *GroupConsumer
+	gen       *kafka.Generation
+	id        int
+	h         Handler
+	log       zerolog.Logger
+	committed int64 // last committed offset (next to read); -1 before the first commit
+	lag       prometheus.Gauge
+}
+
+// runPartition fetches one partition from its assigned offset and feeds its
+// handler in batches. It returns nil when the assignment ends (genCtx) or
+// after draining on a stop (ctx); an error only when the handler fails.
+func (c *GroupConsumer) runPartition(ctx, genCtx context.Context, gen *kafka.Generation, a kafka.PartitionAssignment, h Handler) error {
+	pl := strconv.Itoa(a.ID)
+	p := &partition{c: c, gen: gen, id: a.ID, h: h, committed: -1, lag: c.metrics.lag.WithLabelValues(pl),
+		log: c.log.With().Int("partition", a.ID).Logger()}
+	defer c.metrics.lag.DeleteLabelValues(pl)
 	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:     kc.Brokers,
-		GroupID:     cfg.Group,
-		Topic:       cfg.Topic,
-		Dialer:      dialer,
-		StartOffset: kafka.FirstOffset,
-		// Commits are synchronous and explicit (CommitInterval 0): an offset
-		// is committed only after the Handler finished with its message.
-		CommitInterval: 0,
+		Brokers:   c.kc.Brokers,
+		Topic:     c.cfg.Topic,
+		Partition: a.ID,
+		Dialer:    c.dialer,
+		MinBytes:  1,
+		MaxBytes:  16 << 20,
 		// The broker holds an empty fetch for MaxWait less kafka-go's RTT
 		// allowance (a quarter of it); shorter waits leave too little margin
 		// and end in read timeouts on a busy host.
-		MaxWait: 2 * time.Second,
-		// Without these, kafka-go's defaults hold a new member's first fetch
-		// for seconds; they only bound waits, not correctness.
-		HeartbeatInterval: 1 * time.Second,
-		SessionTimeout:    10 * time.Second,
-		RebalanceTimeout:  10 * time.Second,
-		JoinGroupBackoff:  1 * time.Second,
-		ReadBackoffMin:    50 * time.Millisecond,
-		ReadBackoffMax:    500 * time.Millisecond,
-		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
-			log.Warn().Str("topic", cfg.Topic).Msgf("kafka reader: "+msg, args...)
-		}),
+		MaxWait:        2 * time.Second,
+		ReadBackoffMin: 50 * time.Millisecond,
+		ReadBackoffMax: time.Second,
+		ErrorLogger:    kafkaLogger(p.log),
 	})
-	return &GroupConsumer{
-		reader:  r,
-		cfg:     cfg,
-		log:     log.With().Str("topic", cfg.Topic).Str("group", cfg.Group).Logger(),
-		metrics: newConsumerMetrics(reg, cfg),
-	}, nil
-}
+	defer r.Close()
+	start := a.Offset
+	if start < 0 {
+		start = kafka.FirstOffset
+	}
+	if err := r.SetOffset(start); err != nil {
+		return fmt.Errorf("seek to %d: %w", start, err)
+	}
+	p.log.Debug().Int64("offset", a.Offset).Msg("partition assigned")
 
-// Run fetches, batches and hands messages to h, committing each batch after
-// h succeeded, until ctx is cancelled. Then it stops fetching, lets the batch
-// in hand finish, hands h what was already fetched and commits it, all within
-// DrainTimeout, and returns nil. It returns an error when h fails or the
-// reader fails for good; nothing unhandled is ever committed.
-func (c *GroupConsumer) Run(ctx context.Context, h Handler) error {
+	// fetchCtx ends with the stop or the assignment; workCtx lets handling
+	// and committing outlive a stop by DrainTimeout, but ends at once with
+	// the assignment, whose commits the coordinator would refuse anyway.
 	fetchCtx, stopFetch := context.WithCancel(ctx)
+	defer context.AfterFunc(genCtx, stopFetch)()
 	defer stopFetch()
-	// Handling and committing outlive ctx by up to DrainTimeout, so a stop
-	// requested mid-batch still ends with the batch written and committed.
 	workCtx, stopWork := service.WithDrain(ctx, c.cfg.DrainTimeout)
+	defer context.AfterFunc(genCtx, stopWork)()
 	defer stopWork()
 
 	// A bounded queue between the fetcher and the handler: when the handler
@@ -157,7 +279,7 @@ func (c *GroupConsumer) Run(ctx context.Context, h Handler) error {
 	go func() {
 		defer close(msgs)
 		for {
-			m, err := c.reader.FetchMessage(fetchCtx)
+			m, err := r.FetchMessage(fetchCtx)
 			if err != nil {
 				if fetchCtx.Err() == nil {
 					fetchErr <- err
@@ -165,6 +287,7 @@ func (c *GroupConsumer) Run(ctx context.Context, h Handler) error {
 				return
 			}
 			c.metrics.fetched.Inc()
+			p.lag.Set(float64(max(0, m.HighWaterMark-m.Offset-1)))
 			select {
 			case msgs <- m:
 			case <-fetchCtx.Done():
@@ -180,7 +303,7 @@ func (c *GroupConsumer) Run(ctx context.Context, h Handler) error {
 		select {
 		case m, ok := <-msgs:
 			if !ok {
-				msgs = nil // fetcher stopped: wait for its error or ctx
+				msgs = nil // fetcher stopped: wait for its error, the stop or the assignment end
 				continue
 			}
 			if len(batch) == 0 {
@@ -193,12 +316,18 @@ func (c *GroupConsumer) Run(ctx context.Context, h Handler) error {
 			timer.Stop()
 		case <-timer.C:
 		case err := <-fetchErr:
-			return fmt.Errorf("fetch from %q: %w", c.cfg.Topic, err)
+			return fmt.Errorf("fetch: %w", err)
+		case <-genCtx.Done():
+			p.log.Debug().Msg("partition revoked")
+			return nil
 		case <-ctx.Done():
 			stopFetch()
-			return c.drain(workCtx, h, batch, msgs)
+			return p.drain(workCtx, batch, msgs)
 		}
-		if err := c.handle(workCtx, h, batch); err != nil {
+		if err := p.handle(workCtx, batch); err != nil {
+			if genCtx.Err() != nil {
+				return nil // assignment ended mid-batch: the next owner redoes it
+			}
 			return err
 		}
 		batch = batch[:0]
@@ -207,18 +336,18 @@ func (c *GroupConsumer) Run(ctx context.Context, h Handler) error {
 
 // drain handles what was fetched before the stop, so a stop leaves no
 // fetched work undone, and commits it.
-func (c *GroupConsumer) drain(ctx context.Context, h Handler, batch []kafka.Message, msgs <-chan kafka.Message) error {
+func (p *partition) drain(ctx context.Context, batch []kafka.Message, msgs <-chan kafka.Message) error {
 	if msgs != nil {
 		for m := range msgs { // closed by the fetcher once it sees the stop
 			batch = append(batch, m)
 		}
 	}
 	if len(batch) > 0 {
-		c.log.Info().Int("messages", len(batch)).Msg("draining fetched messages before stopping")
+		p.log.Info().Int("messages", len(batch)).Msg("draining fetched messages before stopping")
 	}
 	for len(batch) > 0 {
-		n := min(len(batch), c.cfg.BatchSize)
-		if err := c.handle(ctx, h, batch[:n]); err != nil {
+		n := min(len(batch), p.c.cfg.BatchSize)
+		if err := p.handle(ctx, batch[:n]); err != nil {
 			return fmt.Errorf("drain on shutdown: %w", err)
 		}
 		batch = batch[n:]
@@ -226,31 +355,45 @@ func (c *GroupConsumer) drain(ctx context.Context, h Handler, batch []kafka.Mess
 	return nil
 }
 
-func (c *GroupConsumer) handle(ctx context.Context, h Handler, batch []kafka.Message) error {
+// handle runs the handler on batch and commits the offset after it, held
+// back to what the handler still keeps in memory.
+func (p *partition) handle(ctx context.Context, batch []kafka.Message) error {
 	if len(batch) == 0 {
 		return nil
 	}
 	start := time.Now()
-	if err := h.Handle(ctx, batch); err != nil {
+	if err := p.h.Handle(ctx, batch); err != nil {
 		return fmt.Errorf("handle %d messages: %w", len(batch), err)
 	}
-	c.metrics.batchSeconds.Observe(time.Since(start).Seconds())
-	// A failed commit loses nothing: the messages are delivered again and
-	// rewritten identically. So it is counted and logged, not fatal.
-	if err := c.reader.CommitMessages(ctx, batch...); err != nil {
-		c.metrics.commitErrors.Inc()
-		c.log.Warn().Err(err).Int("messages", len(batch)).Msg("offset commit failed; messages will be redelivered")
+	p.c.metrics.batchSeconds.Observe(time.Since(start).Seconds())
+	next := batch[len(batch)-1].Offset + 1
+	if holder, ok := p.h.(OffsetHolder); ok {
+		if from, held := holder.HeldFrom(); held && from < next {
+			next = from
+		}
+	}
+	if next <= p.committed {
 		return nil
 	}
-	c.metrics.committed.Add(float64(len(batch)))
-	c.metrics.lag.Set(float64(c.reader.Stats().Lag))
+	p.c.commitMu.Lock()
+	err := p.gen.CommitOffsets(map[string]map[int]int64{p.c.cfg.Topic: {p.id: next}})
+	p.c.commitMu.Unlock()
+	// A failed commit loses nothing: the messages are delivered again and
+	// rewritten identically. So it is counted and logged, not fatal.
+	if err != nil {
+		p.c.metrics.commitErrors.Inc()
+		p.log.Warn().Err(err).Int64("offset", next).Msg("offset commit failed; messages will be delivered again")
+		return nil
+	}
+	p.c.metrics.committed.Add(float64(next - max(p.committed, batch[0].Offset)))
+	p.committed = next
 	return nil
 }
 
-// Close leaves the group and closes the connections.
+// Close leaves the group.
 func (c *GroupConsumer) Close() error {
-	if err := c.reader.Close(); err != nil {
-		return fmt.Errorf("close reader of %q: %w", c.cfg.Topic, err)
+	if err := c.group.Close(); err != nil {
+		return fmt.Errorf("leave group %q: %w", c.cfg.Group, err)
 	}
 	return nil
 }

@@ -79,7 +79,9 @@ func TestGroupConsumerCommitsOnlyWhatWasHandled(t *testing.T) {
 	// A failing handler: nothing may be committed.
 	gc := newTestConsumer(t, cfg, topic, "g")
 	boom := errors.New("influxdb unavailable")
-	err := gc.Run(t.Context(), HandlerFunc(func(context.Context, []kafka.Message) error { return boom }))
+	err := gc.Run(t.Context(), func(int) Handler {
+		return HandlerFunc(func(context.Context, []kafka.Message) error { return boom })
+	})
 	if !errors.Is(err, boom) {
 		t.Fatalf("Run = %v, want the handler's error", err)
 	}
@@ -100,21 +102,23 @@ func TestGroupConsumerCommitsOnlyWhatWasHandled(t *testing.T) {
 	defer gc.Close()
 	runErr := make(chan error, 1)
 	go func() {
-		runErr <- gc.Run(ctx, HandlerFunc(func(_ context.Context, batch []kafka.Message) error {
-			mu.Lock()
-			defer mu.Unlock()
-			for _, m := range batch {
-				if last, ok := seen[m.Partition]; ok && m.Offset != last+1 {
-					return fmt.Errorf("partition %d: offset %d after %d", m.Partition, m.Offset, last)
+		runErr <- gc.Run(ctx, func(int) Handler {
+			return HandlerFunc(func(_ context.Context, batch []kafka.Message) error {
+				mu.Lock()
+				defer mu.Unlock()
+				for _, m := range batch {
+					if last, ok := seen[m.Partition]; ok && m.Offset != last+1 {
+						return fmt.Errorf("partition %d: offset %d after %d", m.Partition, m.Offset, last)
+					}
+					seen[m.Partition] = m.Offset
+					total++
 				}
-				seen[m.Partition] = m.Offset
-				total++
-			}
-			if total >= n {
-				cancel()
-			}
-			return nil
-		}))
+				if total >= n {
+					cancel()
+				}
+				return nil
+			})
+		})
 	}()
 	select {
 	case err := <-runErr:

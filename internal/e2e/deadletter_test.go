@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,19 +19,9 @@ import (
 // in InfluxDB, every bad message is in the DLQ with its reason and source,
 // and the consumer keeps running.
 func TestBadMessagesGoToTheDeadLetterTopic(t *testing.T) {
-	brokers := testbed.KafkaBrokers(t)
-	influxURL := testbed.InfluxURL(t)
-	topic := testbed.UniqueName("e2e-dlq-")
-	bucket := testbed.CreateDatabase(t, influxURL, testbed.UniqueName("e2e_"))
+	b := newBed(t, "dlq")
+	brokers, influxURL, topic, bucket, ctx := b.brokers, b.influxURL, b.topic, b.bucket, t.Context()
 	kc := kafkaio.Config{Brokers: []string{brokers}}
-	admin, err := kafkaio.NewAdmin(kc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := t.Context()
-	if err := admin.EnsureTopics(ctx, kafkaio.TopicSpec{Name: topic, Partitions: 2, ReplicationFactor: 1}); err != nil {
-		t.Fatal(err)
-	}
 
 	base := time.Now().Add(-time.Minute).UnixNano()
 	lp := func(s string) kafka.Message {
@@ -69,10 +58,7 @@ func TestBadMessagesGoToTheDeadLetterTopic(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	bins := testbed.BuildServices(t, t.TempDir())
-	consumer := testbed.Start(t, "consumer", bins["consumer"], "--kafka-brokers", brokers, "--topic", topic,
-		"--group", topic+"-consumer", "--dlq-topic", topic+"-dlq", "--influx-url", influxURL, "--influx-bucket", bucket,
-		"--influx-flush-interval", "200ms", "--http-addr", testbed.FreeAddr(t), "--log-format", "console")
+	consumer := b.consumer("consumer", testbed.FreeAddr(t))
 
 	// oslo, lima, rome (temp and ok), kyiv, cairo: 6 field values.
 	flux := fmt.Sprintf(`from(bucket: %q) |> range(start: -1h) |> filter(fn: (r) => r._measurement == "weather" and r._field != "label") |> group() |> count()`, bucket)
@@ -127,10 +113,5 @@ func TestBadMessagesGoToTheDeadLetterTopic(t *testing.T) {
 	if consumer.Exited() {
 		t.Fatal("consumer exited on bad input")
 	}
-	if err := consumer.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := consumer.Wait(45 * time.Second); err != nil {
-		t.Fatalf("consumer after SIGTERM: %v", err)
-	}
+	stopGracefully(t, consumer)
 }

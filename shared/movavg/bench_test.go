@@ -1,0 +1,109 @@
+package movavg
+
+import (
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/metricpipe/metricpipe/shared/point"
+)
+
+// seriesPoints returns one single-field point per series, tagged like a
+// typical host metric.
+func seriesPoints(n int) []point.Point {
+	pts := make([]point.Point, n)
+	for i := range pts {
+		pts[i] = point.Point{
+			Measurement: "cpu",
+			Tags:        []point.Tag{{Key: "host", Value: fmt.Sprintf("host-%06d", i)}, {Key: "region", Value: "eu-west-1"}},
+			Fields:      []point.Field{{Key: "usage", Value: 0}},
+		}
+	}
+	return pts
+}
+
+// benchStage feeds points of 10,000 series round-robin, each series one point
+// per second of event time, calling Reset every 5,000 points as after a
+// batch write. The stage is warmed up (every series tracked, its averages
+// warm, windows closed and opened) before the timer starts.
+func benchStage(b *testing.B, p Params, warmRounds int) {
+	const nSeries, batch = 10_000, 5_000
+	s := mustNew(b, Config{Default: p, AllowedLateness: 5 * time.Second, MaxSeries: nSeries})
+	pts := seriesPoints(nSeries)
+	out := make([]point.Point, 0, batch+nSeries+1) // room for a batch and a burst of rollups
+	n := 0
+	step := func() {
+		pt := &pts[n%nSeries]
+		pt.Time = t0 + int64(n/nSeries)*int64(time.Second)
+		pt.Fields[0].Value = float64(n % 1013)
+		out, _ = s.Process(pt, out)
+		if n++; n%batch == 0 {
+			s.Reset()
+			out = out[:0]
+		}
+	}
+	for range warmRounds * nSeries {
+		step()
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		step()
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "points/s")
+}
+
+// BenchmarkStage: SMA(30), EMA and WMA(3 weights).
+func BenchmarkStage(b *testing.B) {
+	benchStage(b, Params{SMAWindow: 30, EMAAlpha: 0.1, WMAWeights: []float64{0.5, 0.3, 0.2}}, 40)
+}
+
+// BenchmarkStageWithRollups: the same with 1-minute rollups (5s lateness).
+// Every 600,000 points a minute ends and one Process call emits the 10,000
+// series' rollups.
+func BenchmarkStageWithRollups(b *testing.B) {
+	benchStage(b, Params{SMAWindow: 30, EMAAlpha: 0.1, WMAWeights: []float64{0.5, 0.3, 0.2}, Rollup: time.Minute}, 130)
+}
+
+// TestMemoryPerSeries measures the heap a tracked series costs, with 100,000
+// series of one field each, SMA window 30 and 1-minute rollups, in the worst
+// case of two open windows per series (lateness keeps the previous minute
+// open). Target: at most 1 KiB.
+func TestMemoryPerSeries(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocates 100,000 series")
+	}
+	f := func(name string, p Params) {
+		t.Helper()
+		const n = 100_000
+		pts := seriesPoints(n) // allocated before the baseline
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		s := mustNew(t, Config{Default: p, AllowedLateness: 30 * time.Second, MaxSeries: n})
+		var out []point.Point
+		for round := range 2 {
+			for i := range pts {
+				pts[i].Time = t0 + int64(round)*int64(time.Minute) + int64(i)*int64(time.Microsecond)
+				out, _ = s.Process(&pts[i], out[:0])
+			}
+			s.Reset()
+		}
+		out = nil
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		per := float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / n
+		if st := s.Stats(); st.Series != n || len(s.dues) < n {
+			t.Fatalf("%s: scenario broken: %+v, %d windows due", name, st, len(s.dues))
+		}
+		runtime.KeepAlive(s)
+		runtime.KeepAlive(pts)
+		t.Logf("%s: %.0f bytes per tracked series", name, per)
+		if per > 1024 {
+			t.Errorf("%s: %.0f bytes per series, want ≤ 1024", name, per)
+		}
+	}
+	f("SMA(30) + rollups", Params{SMAWindow: 30, Rollup: time.Minute})
+	f("SMA(30) + EMA + WMA(3) + rollups", Params{SMAWindow: 30, EMAAlpha: 0.1, WMAWeights: []float64{0.5, 0.3, 0.2}, Rollup: time.Minute})
+}

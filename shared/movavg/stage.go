@@ -1,0 +1,469 @@
+package movavg
+
+import (
+	"encoding/binary"
+	"math"
+	"slices"
+
+	"github.com/metricpipe/metricpipe/shared/point"
+)
+
+// Result is what Process did with one point.
+type Result struct {
+	// Untracked reports that fields of the point had no state because
+	// MaxSeries series-fields were already tracked (all of its fields when
+	// its series is new): they got no derived output and no rollups.
+	Untracked bool
+	// DroppedLate is 1 when the point's rollup window had already closed,
+	// so that it counts in no rollup (its moving averages were computed),
+	// and 0 otherwise. It is an int so that callers can add it up.
+	DroppedLate int
+}
+
+// Stats are a Stage's counters and gauges, for metrics.
+type Stats struct {
+	Series      int    // series-field states tracked, at most Config.MaxSeries
+	Untracked   uint64 // points that had Result.Untracked
+	DroppedLate uint64 // points too late for their rollup window
+	Expired     uint64 // series-field states dropped by Expire
+	// Watermark is the latest event time seen minus AllowedLateness, in
+	// Unix ns; math.MinInt64 before the first point.
+	Watermark int64
+}
+
+// Stage computes moving averages and rollups for the points of one Kafka
+// partition; see the package documentation. It is not safe for concurrent
+// use: each partition worker owns one, which is why it needs no locks.
+type Stage struct {
+	def       *plan
+	overrides map[string]*plan // nil when there are none
+	lateness  int64
+	idle      int64
+	maxSeries int
+
+	index   map[string]int32 // series key → index in series
+	series  []series
+	free    []int32 // indexes of unused slots of series
+	nFields int     // tracked series-field states
+
+	dues    []due // min-heap by end
+	maxTime int64 // latest event time seen
+	wm      int64 // watermark: maxTime − lateness
+
+	fields arena[point.Field] // Fields of the points handed out
+	tags   arena[point.Tag]   // Tags of the rollup points handed out
+	key    []byte             // scratch: series key
+	id     []byte             // scratch: series identity
+	names  map[nameKey]string // interned fieldState.keys
+
+	untracked, droppedLate, expired uint64
+
+	seq int64 // source position of the points being processed; see Mark
+}
+
+// series is the state of one series (measurement and tag set) and of its
+// fields.
+type series struct {
+	// id holds, in one allocation, the series key (the index's key is a
+	// substring of it), the measurement and the tags, so that rollup points
+	// can be built without keeping a []point.Tag per series: see
+	// appendIdentity. The strings of the input point are copied, since a
+	// decoded point's strings pin its whole Kafka message.
+	id        string
+	plan      *plan // nil for a free slot
+	fields    []fieldState
+	pushedEnd int64 // latest window end pushed to dues
+}
+
+// nameKey identifies an interned key string: field keys repeat across the
+// series of a measurement, so the series share one copy of their key strings.
+type nameKey struct {
+	pl   *plan
+	name string
+}
+
+// maxNames bounds the interned key strings. Field keys are few in practice;
+// past the bound (producers putting ids in field keys) each series-field
+// gets its own copy, which Expire frees.
+const maxNames = 4096
+
+// New returns a Stage for cfg, or the errors of cfg.Validate.
+func New(cfg Config) (*Stage, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Stage{
+		def:       newPlan(cfg.Default),
+		lateness:  int64(cfg.AllowedLateness),
+		idle:      int64(cfg.IdleTimeout),
+		maxSeries: cfg.MaxSeries,
+		index:     make(map[string]int32),
+		maxTime:   math.MinInt64,
+		wm:        math.MinInt64,
+		names:     make(map[nameKey]string),
+	}
+	if len(cfg.Overrides) > 0 {
+		s.overrides = make(map[string]*plan, len(cfg.Overrides))
+		for m, p := range cfg.Overrides {
+			s.overrides[m] = newPlan(p)
+		}
+	}
+	return s, nil
+}
+
+// Mark sets the source position (a Kafka offset) of the points processed
+// next. Positions must not decrease. OldestOpen reports the lowest position
+// that contributed to a window still open.
+func (s *Stage) Mark(seq int64) { s.seq = seq }
+
+// OldestOpen returns the lowest position (see Mark) among the points that
+// opened a rollup window still open, and false when no window is open. A
+// consumer must not commit past it: its windows exist only in memory, and a
+// restart rebuilds them by replaying from there. It scans every series, so
+// call it once per batch, not per point.
+func (s *Stage) OldestOpen() (int64, bool) {
+	oldest, found := int64(math.MaxInt64), false
+	for i := range s.series {
+		for j := range s.series[i].fields {
+			for _, w := range s.series[i].fields[j].wins {
+				if w.firstSeq < oldest {
+					oldest, found = w.firstSeq, true
+				}
+			}
+		}
+	}
+	return oldest, found
+}
+
+// Process feeds p, a valid point with its Time set, to the stage and
+// appends the points it derives to out:
+//
+//   - the rollup points of the windows p's event time closed (for every
+//     series of the stage, not only p's), one per series and window start;
+//   - then at most one derived point for p: p's measurement and p.Tags (the
+//     same slice, not a copy) at p.Time, with the fields <f>_sma, <f>_ema
+//     and <f>_wma of each field f of p that are enabled for the measurement
+//     and warmed up. Nothing is appended when there is no such field.
+//
+// The appended points' Fields, and the rollup points' Tags, are carved from
+// memory the Stage owns and reuses: they stay valid until the next call to
+// Reset. Process keeps no reference to p or its strings.
+//
+// In steady state (p's series-fields tracked, the Stage's buffers grown to
+// their working size, room in out, Reset after each batch) Process does not
+// allocate.
+//
+// Moving averages follow arrival order; rollups follow event time. Points
+// of measurements for which nothing is enabled only advance the watermark.
+func (s *Stage) Process(p *point.Point, out []point.Point) ([]point.Point, Result) {
+	var res Result
+	if p.Time > s.maxTime {
+		s.maxTime = p.Time
+		s.wm = satSub(p.Time, s.lateness)
+		if len(s.dues) > 0 && s.dues[0].end <= s.wm {
+			out = s.closeDue(out)
+		}
+	}
+	pl := s.def
+	if s.overrides != nil {
+		if o, ok := s.overrides[p.Measurement]; ok {
+			pl = o
+		}
+	}
+	if pl.off() {
+		return out, res
+	}
+	s.key = point.AppendSeriesKey(s.key[:0], p)
+	idx, ok := s.index[string(s.key)]
+	if !ok {
+		if s.nFields >= s.maxSeries {
+			s.untracked++
+			res.Untracked = true
+			return out, res
+		}
+		idx = s.addSeries(p, pl)
+	}
+	sr := &s.series[idx]
+
+	rollup := pl.rollup > 0
+	var start, end int64
+	if rollup {
+		start = windowStart(p.Time, pl.rollup)
+		end = satAdd(start, pl.rollup)
+		if end <= s.wm { // closed already (p's own time never closes it)
+			rollup = false
+			res.DroppedLate = 1
+			s.droppedLate++
+		}
+	}
+	var fs []point.Field
+	if pl.derived > 0 {
+		fs = s.fields.reserve(pl.derived * len(p.Fields))
+	}
+	for i := range p.Fields {
+		pf := &p.Fields[i]
+		j := sr.find(i, pf.Key)
+		if j < 0 {
+			if s.nFields >= s.maxSeries {
+				res.Untracked = true
+				continue
+			}
+			j = s.addField(sr, pl, pf.Key)
+		}
+		f := &sr.fields[j]
+		f.last = max(f.last, p.Time)
+		f.addAvg(pl, pf.Value)
+		if pl.derived > 0 {
+			fs = f.appendDerived(fs, pl)
+		}
+		if rollup {
+			w, opened := f.openWindow(start)
+			if opened {
+				w.firstSeq = s.seq
+			}
+			w.add(p.Time, pf.Value)
+			// One due per series and window end is enough; late windows
+			// (end < pushedEnd) are rare and may get duplicates.
+			if opened && end != sr.pushedEnd {
+				s.pushDue(due{end: end, idx: idx})
+				sr.pushedEnd = max(sr.pushedEnd, end)
+			}
+		}
+	}
+	if res.Untracked {
+		s.untracked++
+	}
+	if len(fs) > 0 {
+		s.fields.commit(len(fs))
+		out = append(out, point.Point{Measurement: p.Measurement, Tags: p.Tags, Fields: fs[:len(fs):len(fs)], Time: p.Time})
+	}
+	return out, res
+}
+
+// Flush appends the rollup points of every open window to out and forgets
+// those windows, for shutdown or a revoked partition: the Stage should not
+// process points afterwards, since a point for a flushed window would open
+// it again and its rollup would overwrite the flushed one in InfluxDB. The
+// points are valid until the next Reset.
+func (s *Stage) Flush(out []point.Point) []point.Point {
+	for i := range s.series {
+		sr := &s.series[i]
+		if sr.plan == nil || sr.plan.rollup == 0 {
+			continue
+		}
+		out = s.emitWindows(sr, math.MaxInt64, math.MaxInt64, out)
+		sr.pushedEnd = math.MinInt64
+	}
+	s.dues = s.dues[:0]
+	return out
+}
+
+// Expire drops the state of every series-field whose latest event time is
+// older than now − IdleTimeout, first appending the rollup points of its open
+// windows to out (valid until the next Reset). now is an event time in Unix
+// ns chosen by the caller, typically Stats().Watermark. It does nothing when
+// IdleTimeout is 0. It scans every series: call it periodically (say once a
+// minute), not per point.
+func (s *Stage) Expire(now int64, out []point.Point) []point.Point {
+	if s.idle == 0 {
+		return out
+	}
+	cutoff := satSub(now, s.idle)
+	if cutoff == math.MinInt64 {
+		return out // nothing is older
+	}
+	for i := range s.series {
+		sr := &s.series[i]
+		if sr.plan == nil {
+			continue
+		}
+		n := 0
+		for j := range sr.fields {
+			if sr.fields[j].last < cutoff {
+				n++
+			}
+		}
+		if n == 0 {
+			continue
+		}
+		if sr.plan.rollup > 0 {
+			out = s.emitWindows(sr, math.MaxInt64, cutoff-1, out)
+		}
+		s.nFields -= n
+		s.expired += uint64(n)
+		if n < len(sr.fields) {
+			sr.fields = slices.DeleteFunc(sr.fields, func(f fieldState) bool { return f.last < cutoff })
+			continue
+		}
+		delete(s.index, seriesKey(sr.id))
+		*sr = series{}
+		s.free = append(s.free, int32(i))
+	}
+	return out
+}
+
+// Reset makes the memory behind the points handed out since the last Reset
+// available again: those points' Fields (and rollup points' Tags) are
+// invalid afterwards. Call it once a batch was written; until then that
+// memory grows with every derived point.
+func (s *Stage) Reset() {
+	s.fields.reset()
+	s.tags.reset()
+}
+
+// Stats returns the stage's counters.
+func (s *Stage) Stats() Stats {
+	return Stats{Series: s.nFields, Untracked: s.untracked, DroppedLate: s.droppedLate, Expired: s.expired, Watermark: s.wm}
+}
+
+// find returns the index of the field called name in sr.fields, or -1.
+// Points of a series usually list their fields in the same order, so the
+// i-th field is tried first.
+func (sr *series) find(i int, name string) int {
+	if i < len(sr.fields) && sr.fields[i].name() == name {
+		return i
+	}
+	for j := range sr.fields {
+		if sr.fields[j].name() == name {
+			return j
+		}
+	}
+	return -1
+}
+
+// addSeries starts tracking the series of p, whose key is in s.key.
+func (s *Stage) addSeries(p *point.Point, pl *plan) int32 {
+	s.id = appendIdentity(s.id[:0], s.key, p)
+	id := string(s.id)
+	var idx int32
+	if n := len(s.free); n > 0 {
+		idx, s.free = s.free[n-1], s.free[:n-1]
+	} else {
+		idx = int32(len(s.series))
+		s.series = append(s.series, series{})
+	}
+	s.series[idx] = series{
+		id:        id,
+		plan:      pl,
+		fields:    make([]fieldState, 0, min(len(p.Fields), s.maxSeries-s.nFields)),
+		pushedEnd: math.MinInt64,
+	}
+	s.index[seriesKey(id)] = idx
+	return idx
+}
+
+// addField starts tracking field name of sr and returns its index.
+func (s *Stage) addField(sr *series, pl *plan, name string) int {
+	keys, ok := s.names[nameKey{pl, name}]
+	if !ok {
+		keys = pl.keysFor(name)
+		if len(s.names) < maxNames {
+			s.names[nameKey{pl, keys[:len(name)]}] = keys
+		}
+	}
+	f := fieldState{keys: keys, flen: uint32(len(name)), last: math.MinInt64}
+	if pl.hist > 0 {
+		f.ring = make([]float64, pl.hist)
+	}
+	sr.fields = append(sr.fields, f)
+	s.nFields++
+	return len(sr.fields) - 1
+}
+
+// appendIdentity appends the identity of p's series to b: the series key,
+// the measurement, the number of tags and each tag key and value, every
+// string preceded by its length as a uvarint.
+func appendIdentity(b, key []byte, p *point.Point) []byte {
+	b = binary.AppendUvarint(b, uint64(len(key)))
+	b = append(b, key...)
+	b = appendString(b, p.Measurement)
+	b = binary.AppendUvarint(b, uint64(len(p.Tags)))
+	for _, t := range p.Tags {
+		b = appendString(b, t.Key)
+		b = appendString(b, t.Value)
+	}
+	return b
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// readLen reads a uvarint written by appendIdentity off s.
+func readLen(s string) (int, string) {
+	var n uint64
+	for i, shift := 0, uint(0); i < len(s); i, shift = i+1, shift+7 {
+		c := s[i]
+		n |= uint64(c&0x7f) << shift
+		if c < 0x80 {
+			return int(n), s[i+1:]
+		}
+	}
+	return 0, "" // not reached: ids are well formed
+}
+
+func readString(s string) (string, string) {
+	n, s := readLen(s)
+	return s[:n], s[n:]
+}
+
+func seriesKey(id string) string {
+	k, _ := readString(id)
+	return k
+}
+
+// identity returns the measurement and tags of sr, the tags carved from the
+// tag arena.
+func (s *Stage) identity(sr *series) (string, []point.Tag) {
+	_, rest := readString(sr.id)
+	meas, rest := readString(rest)
+	n, rest := readLen(rest)
+	if n == 0 {
+		return meas, nil
+	}
+	tags := s.tags.reserve(n)
+	for range n {
+		var k, v string
+		k, rest = readString(rest)
+		v, rest = readString(rest)
+		tags = append(tags, point.Tag{Key: k, Value: v})
+	}
+	s.tags.commit(n)
+	return meas, tags[:n:n]
+}
+
+// arena hands out slices of T valid until reset, reusing its chunks so that
+// in steady state (the same batch sizes) it does not allocate.
+type arena[T any] struct {
+	chunks [][]T
+	cur    int // chunk being filled
+}
+
+// arenaChunk is the length of a chunk: 4096 fields are 96 KiB, enough for a
+// few thousand derived points before the next chunk is needed.
+const arenaChunk = 4096
+
+// reserve returns an empty slice with room for n elements (n ≥ 1); commit
+// then says how many of them were used.
+func (a *arena[T]) reserve(n int) []T {
+	for ; a.cur < len(a.chunks); a.cur++ {
+		if c := a.chunks[a.cur]; cap(c)-len(c) >= n {
+			return c[len(c):len(c):cap(c)]
+		}
+	}
+	a.chunks = append(a.chunks, make([]T, 0, max(arenaChunk, n)))
+	return a.chunks[a.cur][:0]
+}
+
+func (a *arena[T]) commit(n int) {
+	c := a.chunks[a.cur]
+	a.chunks[a.cur] = c[:len(c)+n]
+}
+
+func (a *arena[T]) reset() {
+	for i := range a.chunks {
+		a.chunks[i] = a.chunks[i][:0]
+	}
+	a.cur = 0
+}

@@ -1,0 +1,306 @@
+package movavg
+
+import (
+	"math"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/metricpipe/metricpipe/shared/point"
+)
+
+// t0 is a minute boundary (2023-11-14T22:14:00Z); test times are seconds
+// after it.
+const t0 = 1_700_000_040 * int64(time.Second)
+
+func at(sec float64) int64 { return t0 + int64(sec*float64(time.Second)) }
+
+// pt builds a point: pt("cpu,host=a", at(1), "usage", 0.5, "idle", 0.4).
+func pt(series string, t int64, kv ...any) *point.Point {
+	parts := strings.Split(series, ",")
+	p := &point.Point{Measurement: parts[0], Time: t}
+	for _, tag := range parts[1:] {
+		k, v, _ := strings.Cut(tag, "=")
+		p.Tags = append(p.Tags, point.Tag{Key: k, Value: v})
+	}
+	for i := 0; i < len(kv); i += 2 {
+		p.Fields = append(p.Fields, point.Field{Key: kv[i].(string), Value: toFloat(kv[i+1])})
+	}
+	return p
+}
+
+func toFloat(v any) float64 {
+	switch v := v.(type) {
+	case int:
+		return float64(v)
+	case float64:
+		return v
+	}
+	panic("not a number")
+}
+
+// dump renders a point on one line, its time in seconds after t0 and its
+// values with 10 significant digits: "cpu,host=a @60 usage_count=3 ...".
+func dump(p point.Point) string {
+	var b strings.Builder
+	b.WriteString(p.Measurement)
+	for _, t := range p.Tags {
+		b.WriteString("," + t.Key + "=" + t.Value)
+	}
+	b.WriteString(" @" + strconv.FormatFloat(float64(p.Time-t0)/1e9, 'g', -1, 64))
+	for _, f := range p.Fields {
+		b.WriteString(" " + f.Key + "=" + strconv.FormatFloat(f.Value, 'g', 10, 64))
+	}
+	return b.String()
+}
+
+func dumpAll(ps []point.Point) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = dump(p)
+	}
+	return out
+}
+
+func mustNew(t testing.TB, cfg Config) *Stage {
+	t.Helper()
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// step is one Process call of a scenario and the points it must append.
+type step struct {
+	p    *point.Point
+	want []string
+	late bool // want Result.DroppedLate == 1
+}
+
+// run runs a scenario, checking each step's output.
+func run(t *testing.T, s *Stage, steps ...step) {
+	t.Helper()
+	for i, st := range steps {
+		out, res := s.Process(st.p, nil)
+		if got := dumpAll(out); strings.Join(got, "\n") != strings.Join(st.want, "\n") {
+			t.Fatalf("step %d (%s): got\n\t%s\nwant\n\t%s", i, dump(*st.p), strings.Join(got, "\n\t"), strings.Join(st.want, "\n\t"))
+		}
+		if want := map[bool]int{true: 1}[st.late]; res.DroppedLate != want {
+			t.Fatalf("step %d: DroppedLate = %d, want %d", i, res.DroppedLate, want)
+		}
+	}
+}
+
+func TestDerivedPoint(t *testing.T) {
+	s := mustNew(t, Config{Default: Params{SMAWindow: 2, EMAAlpha: 0.5}, MaxSeries: 10})
+	p1 := pt("cpu,host=a,region=eu", at(1), "usage", 1, "idle", 3)
+	out, res := s.Process(p1, nil)
+	if res != (Result{}) || len(out) != 1 {
+		t.Fatalf("first point: %q, %+v", dumpAll(out), res)
+	}
+	// EMA from the first point, no SMA during warm-up.
+	if got, want := dump(out[0]), "cpu,host=a,region=eu @1 usage_ema=1 idle_ema=3"; got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	if &out[0].Tags[0] != &p1.Tags[0] {
+		t.Fatal("derived point does not share the input's tags")
+	}
+	// Fields in another order, and a new field, are fine.
+	p2 := pt("cpu,host=a,region=eu", at(2), "idle", 5, "usage", 2, "steal", 7)
+	out, _ = s.Process(p2, out[:0])
+	if got, want := dump(out[0]), "cpu,host=a,region=eu @2 idle_sma=4 idle_ema=4 usage_sma=1.5 usage_ema=1.5 steal_ema=7"; got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	if f := out[0].Fields; cap(f) != len(f) {
+		t.Fatalf("Fields has cap %d > len %d: an append by the caller would overwrite the arena", cap(f), len(f))
+	}
+	if st := s.Stats(); st.Series != 3 || st.Watermark != at(2) {
+		t.Fatalf("stats %+v", st)
+	}
+	// Rollup-only or everything-off measurements derive no point.
+	s = mustNew(t, Config{Default: Params{Rollup: time.Minute}, Overrides: map[string]Params{"off": {}}, MaxSeries: 10})
+	for _, p := range []*point.Point{pt("cpu", at(1), "v", 1), pt("off", at(2), "v", 1)} {
+		if out, res := s.Process(p, nil); len(out) != 0 || res != (Result{}) {
+			t.Fatalf("%s: %q, %+v", dump(*p), dumpAll(out), res)
+		}
+	}
+	if st := s.Stats(); st.Series != 1 || st.Watermark != at(2) {
+		t.Fatalf("stats %+v: the off measurement must not be tracked, but advance the watermark", st)
+	}
+}
+
+func TestOverrides(t *testing.T) {
+	s := mustNew(t, Config{
+		Default:   Params{EMAAlpha: 0.5},
+		Overrides: map[string]Params{"mem": {SMAWindow: 2}},
+		MaxSeries: 10,
+	})
+	run(t, s,
+		step{p: pt("cpu", at(1), "v", 2), want: []string{"cpu @1 v_ema=2"}},
+		step{p: pt("mem", at(1), "v", 2)},
+		step{p: pt("mem", at(2), "v", 4), want: []string{"mem @2 v_sma=3"}},
+		step{p: pt("cpu", at(2), "v", 4), want: []string{"cpu @2 v_ema=3"}},
+	)
+}
+
+func TestMaxSeries(t *testing.T) {
+	s := mustNew(t, Config{Default: Params{EMAAlpha: 1}, MaxSeries: 3})
+	f := func(p *point.Point, want string, untracked bool) {
+		t.Helper()
+		out, res := s.Process(p, nil)
+		if got := strings.Join(dumpAll(out), "\n"); got != want || res.Untracked != untracked {
+			t.Fatalf("%s: got %q untracked=%v, want %q untracked=%v", dump(*p), got, res.Untracked, want, untracked)
+		}
+	}
+	f(pt("cpu,host=a", at(1), "v", 1), "cpu,host=a @1 v_ema=1", false)
+	f(pt("cpu,host=b", at(1), "v", 2, "w", 3), "cpu,host=b @1 v_ema=2 w_ema=3", false)
+	f(pt("cpu,host=c", at(1), "v", 4), "", true)                              // a 4th series-field
+	f(pt("cpu,host=a", at(2), "v", 5, "w", 6), "cpu,host=a @2 v_ema=5", true) // a new field of a known series
+	f(pt("cpu,host=b", at(2), "v", 7), "cpu,host=b @2 v_ema=7", false)
+	if st := s.Stats(); st.Series != 3 || st.Untracked != 2 {
+		t.Fatalf("stats %+v, want 3 series and 2 untracked points", st)
+	}
+	if len(s.index) != 2 {
+		t.Fatalf("%d series indexed, want 2: untracked series must not take memory", len(s.index))
+	}
+}
+
+func TestArenaReuse(t *testing.T) {
+	s := mustNew(t, Config{Default: Params{EMAAlpha: 1}, MaxSeries: 10})
+	out, _ := s.Process(pt("cpu", at(1), "v", 1), nil)
+	first := &out[0].Fields[0]
+	out, _ = s.Process(pt("cpu", at(2), "v", 2), out)
+	if dumpAll(out)[0] != "cpu @1 v_ema=1" {
+		t.Fatalf("a later Process call changed an earlier point: %q", dumpAll(out))
+	}
+	s.Reset()
+	out, _ = s.Process(pt("cpu", at(3), "v", 3), out[:0])
+	if &out[0].Fields[0] != first {
+		t.Fatal("Reset did not make the arena reusable")
+	}
+}
+
+// TestProcessDoesNotAllocate drives a steady state with every feature on,
+// windows closing and lateness, and fails on any allocation per point.
+func TestProcessDoesNotAllocate(t *testing.T) {
+	s := mustNew(t, Config{
+		Default:         Params{SMAWindow: 30, EMAAlpha: 0.1, WMAWeights: []float64{0.5, 0.3, 0.2}, Rollup: time.Second},
+		AllowedLateness: 500 * time.Millisecond,
+		MaxSeries:       1000,
+	})
+	const nSeries = 100
+	pts := make([]point.Point, nSeries)
+	for i := range pts {
+		pts[i] = *pt("cpu,host=h"+strconv.Itoa(i)+",region=eu", 0, "usage", 0, "idle", 0)
+	}
+	out := make([]point.Point, 0, 1024)
+	n := 0
+	feed := func() {
+		p := &pts[n%nSeries]
+		// 10 points per series and second, every 7th one 800ms late.
+		p.Time = t0 + int64(n/nSeries)*int64(100*time.Millisecond)
+		if n%7 == 0 {
+			p.Time -= int64(800 * time.Millisecond)
+		}
+		p.Fields[0].Value, p.Fields[1].Value = float64(n%13), float64(n%5)
+		out, _ = s.Process(p, out)
+		if n++; n%500 == 0 {
+			s.Reset()
+			out = out[:0]
+		}
+	}
+	for range 20 * nSeries * 10 { // 20 s of event time
+		feed()
+	}
+	if avg := testing.AllocsPerRun(20_000, feed); avg != 0 {
+		t.Fatalf("Process allocates %v times per point in steady state, want 0", avg)
+	}
+	// AllocsPerRun rounds down: also count every allocation of a long run,
+	// which must be none (nothing else runs in this test).
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range 20_000 {
+		feed()
+	}
+	runtime.ReadMemStats(&after)
+	if n := after.Mallocs - before.Mallocs; n != 0 {
+		t.Fatalf("%d allocations in 20,000 points of steady state, want 0", n)
+	}
+	if st := s.Stats(); st.DroppedLate == 0 || st.Series != 2*nSeries {
+		t.Fatalf("scenario did not exercise lateness: %+v", st)
+	}
+}
+
+func TestIdentityRoundTrip(t *testing.T) {
+	s := mustNew(t, Config{Default: Params{Rollup: time.Minute}, MaxSeries: 10})
+	tagged := &point.Point{Measurement: "net io", Tags: []point.Tag{{Key: "if ace", Value: "a,b=c"}, {Key: "z", Value: strings.Repeat("x", 300)}},
+		Fields: []point.Field{{Key: "rx", Value: 1}}, Time: at(1)}
+	s.Process(tagged, nil)
+	s.Process(pt("bare", at(2), "v", 2), nil)
+	out := s.Flush(nil)
+	if len(out) != 2 {
+		t.Fatalf("flush: %q", dumpAll(out))
+	}
+	if out[0].Measurement != "net io" || len(out[0].Tags) != 2 || out[0].Tags[0] != tagged.Tags[0] || out[0].Tags[1] != tagged.Tags[1] {
+		t.Fatalf("rollup identity %q %+v, want %q %+v", out[0].Measurement, out[0].Tags, tagged.Measurement, tagged.Tags)
+	}
+	if out[1].Measurement != "bare" || out[1].Tags != nil {
+		t.Fatalf("rollup identity %q %+v", out[1].Measurement, out[1].Tags)
+	}
+}
+
+func TestHeap(t *testing.T) {
+	s := &Stage{}
+	ends := []int64{5, 3, 9, 1, 7, 3, 8, 2, 6, 4, 0}
+	for i, e := range ends {
+		s.pushDue(due{end: e, idx: int32(i)})
+	}
+	prev := int64(math.MinInt64)
+	for range ends {
+		d := s.popDue()
+		if d.end < prev {
+			t.Fatalf("popped %d after %d", d.end, prev)
+		}
+		prev = d.end
+	}
+	if len(s.dues) != 0 {
+		t.Fatal("heap not empty")
+	}
+}
+
+func TestOldestOpenTracksWindowsStillInMemory(t *testing.T) {
+	s, err := New(Config{Default: Params{Rollup: time.Minute}, MaxSeries: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt := func(series string, at time.Duration) *point.Point {
+		return &point.Point{Measurement: "m", Tags: []point.Tag{{Key: "s", Value: series}},
+			Fields: []point.Field{{Key: "v", Value: 1}}, Time: int64(at)}
+	}
+	if _, open := s.OldestOpen(); open {
+		t.Fatal("open window before any point")
+	}
+	var out []point.Point
+	f := func(seq int64, series string, at time.Duration, wantOldest int64, wantOpen bool) {
+		t.Helper()
+		s.Mark(seq)
+		out, _ = s.Process(pt(series, at), out[:0])
+		got, open := s.OldestOpen()
+		if open != wantOpen || (open && got != wantOldest) {
+			t.Fatalf("after offset %d: OldestOpen = %d, %v; want %d, %v", seq, got, open, wantOldest, wantOpen)
+		}
+	}
+	f(10, "a", 10*time.Second, 10, true)
+	f(11, "b", 20*time.Second, 10, true)
+	f(12, "a", 50*time.Second, 10, true)
+	f(13, "a", 70*time.Second, 13, true) // closes both first-minute windows
+	f(14, "b", 80*time.Second, 13, true)
+	s.Reset()
+	out = s.Flush(out[:0])
+	if _, open := s.OldestOpen(); open {
+		t.Fatal("open window after Flush")
+	}
+}

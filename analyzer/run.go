@@ -74,7 +74,7 @@ func run(ctx context.Context, cfg config, log zerolog.Logger) error {
 			t.add(batch, log)
 			return nil
 		})
-		err = gc.Run(ctx, func(int) kafkaio.Handler { return tallyBatch })
+		err = gc.Run(ctx, func(int) (kafkaio.Handler, error) { return tallyBatch, nil })
 		<-done
 		t.logSummary(log)
 		return err

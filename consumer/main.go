@@ -26,6 +26,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 	app.Flags = append(app.Flags, kafkaio.TopicFlags()...)
 	app.Flags = append(app.Flags, kafkaio.GroupFlags(kafkaio.DefaultConsumerGroup)...)
 	app.Flags = append(app.Flags, kafkaio.Flags("metricpipe-consumer")...)
+	app.Flags = append(app.Flags, stageFlags()...)
 	app.Flags = append(app.Flags, influx.Flags()...)
 	app.Flags = append(app.Flags, service.Flags("127.0.0.1:9102")...)
 	app.Action = func(c *cli.Context) error {
@@ -36,7 +37,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		if err := cfg.Validate(); err != nil {
 			return err
 		}
-		return run(c.Context, cfg, service.NewLogger(stderr, cfg.Service, "consumer"))
+		return run(c.Context, cfg, service.NewLogger(stderr, cfg.Service, "consumer"), service.NewRegistry())
 	}
 	return app
 }
@@ -50,18 +51,25 @@ func configFromCLI(c *cli.Context) (config, error) {
 	if err != nil {
 		return config{}, err
 	}
+	stage, err := stageConfigFromCLI(c)
+	if err != nil {
+		return config{}, err
+	}
 	return config{
-		Service: service.ConfigFromCLI(c),
-		Kafka:   kc,
-		Influx:  ic,
-		Topic:   kafkaio.TopicSpecFromCLI(c, c.String("topic")),
-		DLQ:     kafkaio.TopicSpecFromCLI(c, c.String("dlq-topic")),
+		Stage:     stage,
+		MaxFuture: c.Duration("max-future"),
+		Service:   service.ConfigFromCLI(c),
+		Kafka:     kc,
+		Influx:    ic,
+		Topic:     kafkaio.TopicSpecFromCLI(c, c.String("topic")),
+		DLQ:       kafkaio.TopicSpecFromCLI(c, c.String("dlq-topic")),
 		Group: kafkaio.GroupConfig{
 			Topic:        c.String("topic"),
 			Group:        c.String("group"),
 			BatchSize:    ic.BatchSize,
 			BatchWait:    ic.FlushInterval,
 			DrainTimeout: c.Duration("drain-timeout"),
+			IdleAfter:    c.Duration("idle-flush"),
 		},
 	}, nil
 }

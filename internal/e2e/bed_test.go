@@ -76,7 +76,7 @@ func (b *bed) consumer(g, httpAddr string, extra ...string) *testbed.Proc {
 	b.t.Helper()
 	args := append([]string{"--kafka-brokers", b.brokers, "--topic", b.topic, "--group", b.topic + "-" + g,
 		"--dlq-topic", b.topic + "-dlq", "--influx-url", b.influxURL, "--influx-bucket", b.bucket,
-		"--influx-flush-interval", "200ms", "--http-addr", httpAddr, "--log-format", "console"}, extra...)
+		"--influx-flush-interval", "200ms", "--idle-flush", "2s", "--http-addr", httpAddr, "--log-format", "console"}, extra...)
 	return testbed.Start(b.t, "consumer-"+g, b.bins["consumer"], args...)
 }
 

@@ -37,6 +37,9 @@ type GroupConfig struct {
 	BatchSize    int           // messages handed to the Handler at most at once
 	BatchWait    time.Duration // longest a fetched message waits for its batch to fill
 	DrainTimeout time.Duration // on shutdown, time allowed to handle and commit the last batch
+	// IdleAfter is how long a partition may go without a message before an
+	// Idler handler is told so (0: never).
+	IdleAfter time.Duration
 }
 
 // Validate reports every invalid setting, each naming its flag.
@@ -57,6 +60,9 @@ func (g GroupConfig) Validate() error {
 	if g.DrainTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--drain-timeout %s: want > 0", g.DrainTimeout))
 	}
+	if g.IdleAfter < 0 {
+		errs = append(errs, fmt.Errorf("idle time %s: want ≥ 0", g.IdleAfter))
+	}
 	return errors.Join(errs...)
 }
 
@@ -74,8 +80,8 @@ func newConsumerMetrics(reg prometheus.Registerer, g GroupConfig) consumerMetric
 	m := consumerMetrics{
 		fetched: prometheus.NewCounter(prometheus.CounterOpts{Name: "metricpipe_kafka_messages_fetched_total",
 			Help: "Messages fetched from Kafka.", ConstLabels: labels}),
-		committed: prometheus.NewCounter(prometheus.CounterOpts{Name: "metricpipe_kafka_messages_committed_total",
-			Help: "Messages whose offsets were committed after handling.", ConstLabels: labels}),
+		committed: prometheus.NewCounter(prometheus.CounterOpts{Name: "metricpipe_kafka_commits_total",
+			Help: "Offset commits that succeeded, each after the handling of what it covers.", ConstLabels: labels}),
 		commitErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "metricpipe_kafka_commit_errors_total",
 			Help: "Offset commits that failed (their messages will be delivered again).", ConstLabels: labels}),
 		batchSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "metricpipe_kafka_batch_handle_seconds",
@@ -95,6 +101,14 @@ func newConsumerMetrics(reg prometheus.Registerer, g GroupConfig) consumerMetric
 // further, so a restart replays those messages and rebuilds the output.
 type OffsetHolder interface {
 	HeldFrom() (offset int64, held bool)
+}
+
+// Idler is implemented by handlers that want to act when their partition
+// falls idle, such as closing rollup windows that would otherwise wait for
+// event time to move on. After Idle returns nil the consumer commits what
+// the handler no longer holds.
+type Idler interface {
+	Idle(ctx context.Context) error
 }
 
 // GroupConsumer consumes a topic as a member of a consumer group. Each
@@ -159,7 +173,7 @@ func kafkaLogger(log zerolog.Logger) kafka.Logger {
 // cancellation each partition stops fetching, hands its Handler what was
 // already fetched and commits it, within DrainTimeout, and Run returns nil.
 // Run returns an error when a Handler fails; nothing unhandled is committed.
-func (c *GroupConsumer) Run(ctx context.Context, newHandler func(partition int) Handler) error {
+func (c *GroupConsumer) Run(ctx context.Context, newHandler func(partition int) (Handler, error)) error {
 	for {
 		gen, err := c.group.Next(ctx)
 		switch {
@@ -183,7 +197,11 @@ func (c *GroupConsumer) Run(ctx context.Context, newHandler func(partition int) 
 			wg.Add(1)
 			gen.Start(func(genCtx context.Context) {
 				defer wg.Done()
-				if err := c.runPartition(ctx, genCtx, gen, a, newHandler(a.ID)); err != nil {
+				h, err := newHandler(a.ID)
+				if err == nil {
+					err = c.runPartition(ctx, genCtx, gen, a, h)
+				}
+				if err != nil {
 					errc <- fmt.Errorf("partition %d: %w", a.ID, err)
 				}
 			})
@@ -225,7 +243,8 @@ type partition struct {
 	id        int
 	h         Handler
 	log       zerolog.Logger
-	committed int64 // last committed offset (next to read); -1 before the first commit
+	committed int64 // last committed offset (next to read); negative when none
+	last      int64 // offset of the last handled message; -1 before the first
 	lag       prometheus.Gauge
 }
 
@@ -234,7 +253,7 @@ type partition struct {
 // after draining on a stop (ctx); an error only when the handler fails.
 func (c *GroupConsumer) runPartition(ctx, genCtx context.Context, gen *kafka.Generation, a kafka.PartitionAssignment, h Handler) error {
 	pl := strconv.Itoa(a.ID)
-	p := &partition{c: c, gen: gen, id: a.ID, h: h, committed: -1, lag: c.metrics.lag.WithLabelValues(pl),
+	p := &partition{c: c, gen: gen, id: a.ID, h: h, committed: a.Offset, last: -1, lag: c.metrics.lag.WithLabelValues(pl),
 		log: c.log.With().Int("partition", a.ID).Logger()}
 	defer c.metrics.lag.DeleteLabelValues(pl)
 	r := kafka.NewReader(kafka.ReaderConfig{
@@ -248,6 +267,7 @@ func (c *GroupConsumer) runPartition(ctx, genCtx context.Context, gen *kafka.Gen
 		// allowance (a quarter of it); shorter waits leave too little margin
 		// and end in read timeouts on a busy host.
 		MaxWait:        2 * time.Second,
+		QueueCapacity:  c.cfg.BatchSize, // prefetch the next batch while one is written
 		ReadBackoffMin: 50 * time.Millisecond,
 		ReadBackoffMax: time.Second,
 		ErrorLogger:    kafkaLogger(p.log),
@@ -272,91 +292,79 @@ func (c *GroupConsumer) runPartition(ctx, genCtx context.Context, gen *kafka.Gen
 	defer context.AfterFunc(genCtx, stopWork)()
 	defer stopWork()
 
-	// A bounded queue between the fetcher and the handler: when the handler
-	// is slow (InfluxDB down), the fetcher blocks and Kafka holds the rest.
-	msgs := make(chan kafka.Message, c.cfg.BatchSize)
-	fetchErr := make(chan error, 1)
-	go func() {
-		defer close(msgs)
-		for {
-			m, err := r.FetchMessage(fetchCtx)
-			if err != nil {
-				if fetchCtx.Err() == nil {
-					fetchErr <- err
-				}
-				return
-			}
-			c.metrics.fetched.Inc()
-			p.lag.Set(float64(max(0, m.HighWaterMark-m.Offset-1)))
-			select {
-			case msgs <- m:
-			case <-fetchCtx.Done():
-				return
-			}
-		}
-	}()
-
+	idler, _ := h.(Idler)
+	idle := false // Idle was called and no message came since
 	batch := make([]kafka.Message, 0, c.cfg.BatchSize)
-	timer := time.NewTimer(c.cfg.BatchWait)
-	timer.Stop()
 	for {
-		select {
-		case m, ok := <-msgs:
-			if !ok {
-				msgs = nil // fetcher stopped: wait for its error, the stop or the assignment end
-				continue
-			}
-			if len(batch) == 0 {
-				timer.Reset(c.cfg.BatchWait)
-			}
-			batch = append(batch, m)
-			if len(batch) < c.cfg.BatchSize {
-				continue
-			}
-			timer.Stop()
-		case <-timer.C:
-		case err := <-fetchErr:
-			return fmt.Errorf("fetch: %w", err)
-		case <-genCtx.Done():
+		// The first message of a batch may wait indefinitely (or until the
+		// partition counts as idle); the rest wait at most BatchWait. The
+		// reader prefetches a batch's worth meanwhile.
+		m, err := p.fetchFirst(r, fetchCtx, idler != nil && !idle)
+		switch {
+		case genCtx.Err() != nil:
 			p.log.Debug().Msg("partition revoked")
 			return nil
-		case <-ctx.Done():
-			stopFetch()
-			return p.drain(workCtx, batch, msgs)
+		case ctx.Err() != nil:
+			return nil // stopped between batches: nothing in hand
+		case errors.Is(err, errIdle):
+			idle = true
+			if err := idler.Idle(workCtx); err != nil {
+				return fmt.Errorf("idle: %w", err)
+			}
+			p.commit(p.last + 1)
+			continue
+		case err != nil:
+			return fmt.Errorf("fetch: %w", err)
 		}
+		idle = false
+		batch = append(batch[:0], m)
+		batchCtx, cancel := context.WithTimeout(fetchCtx, c.cfg.BatchWait)
+		for len(batch) < c.cfg.BatchSize {
+			m, err := r.FetchMessage(batchCtx)
+			if err != nil {
+				break // batch time is up, or a stop; a reader failure shows on the next fetch
+			}
+			batch = append(batch, m)
+		}
+		cancel()
+		c.metrics.fetched.Add(float64(len(batch)))
+		last := &batch[len(batch)-1]
+		p.lag.Set(float64(max(0, last.HighWaterMark-last.Offset-1)))
+		if genCtx.Err() != nil {
+			return nil // revoked mid-batch: the next owner fetches it again
+		}
+		// On a stop, the batch in hand is still handled and committed.
 		if err := p.handle(workCtx, batch); err != nil {
 			if genCtx.Err() != nil {
-				return nil // assignment ended mid-batch: the next owner redoes it
+				return nil
 			}
 			return err
 		}
-		batch = batch[:0]
+		if ctx.Err() != nil {
+			return nil
+		}
 	}
 }
 
-// drain handles what was fetched before the stop, so a stop leaves no
-// fetched work undone, and commits it.
-func (p *partition) drain(ctx context.Context, batch []kafka.Message, msgs <-chan kafka.Message) error {
-	if msgs != nil {
-		for m := range msgs { // closed by the fetcher once it sees the stop
-			batch = append(batch, m)
-		}
+// errIdle reports that a partition had no message for IdleAfter.
+var errIdle = errors.New("partition idle")
+
+// fetchFirst fetches the first message of a batch: it waits indefinitely,
+// or, with idleWait, at most IdleAfter before returning errIdle.
+func (p *partition) fetchFirst(r *kafka.Reader, ctx context.Context, idleWait bool) (kafka.Message, error) {
+	if !idleWait || p.c.cfg.IdleAfter <= 0 {
+		return r.FetchMessage(ctx)
 	}
-	if len(batch) > 0 {
-		p.log.Info().Int("messages", len(batch)).Msg("draining fetched messages before stopping")
+	idleCtx, cancel := context.WithTimeout(ctx, p.c.cfg.IdleAfter)
+	defer cancel()
+	m, err := r.FetchMessage(idleCtx)
+	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		return m, errIdle
 	}
-	for len(batch) > 0 {
-		n := min(len(batch), p.c.cfg.BatchSize)
-		if err := p.handle(ctx, batch[:n]); err != nil {
-			return fmt.Errorf("drain on shutdown: %w", err)
-		}
-		batch = batch[n:]
-	}
-	return nil
+	return m, err
 }
 
-// handle runs the handler on batch and commits the offset after it, held
-// back to what the handler still keeps in memory.
+// handle runs the handler on batch and commits the offset after it.
 func (p *partition) handle(ctx context.Context, batch []kafka.Message) error {
 	if len(batch) == 0 {
 		return nil
@@ -366,28 +374,33 @@ func (p *partition) handle(ctx context.Context, batch []kafka.Message) error {
 		return fmt.Errorf("handle %d messages: %w", len(batch), err)
 	}
 	p.c.metrics.batchSeconds.Observe(time.Since(start).Seconds())
-	next := batch[len(batch)-1].Offset + 1
+	p.last = batch[len(batch)-1].Offset
+	p.commit(p.last + 1)
+	return nil
+}
+
+// commit commits next, held back to what the handler still keeps in memory.
+// A failed commit loses nothing (the messages are delivered again and
+// rewritten identically), so it is counted and logged, not fatal.
+func (p *partition) commit(next int64) {
 	if holder, ok := p.h.(OffsetHolder); ok {
 		if from, held := holder.HeldFrom(); held && from < next {
 			next = from
 		}
 	}
-	if next <= p.committed {
-		return nil
+	if next <= p.committed || next <= 0 {
+		return
 	}
 	p.c.commitMu.Lock()
 	err := p.gen.CommitOffsets(map[string]map[int]int64{p.c.cfg.Topic: {p.id: next}})
 	p.c.commitMu.Unlock()
-	// A failed commit loses nothing: the messages are delivered again and
-	// rewritten identically. So it is counted and logged, not fatal.
 	if err != nil {
 		p.c.metrics.commitErrors.Inc()
 		p.log.Warn().Err(err).Int64("offset", next).Msg("offset commit failed; messages will be delivered again")
-		return nil
+		return
 	}
-	p.c.metrics.committed.Add(float64(next - max(p.committed, batch[0].Offset)))
+	p.c.metrics.committed.Inc()
 	p.committed = next
-	return nil
 }
 
 // Close leaves the group.

@@ -79,8 +79,8 @@ func TestGroupConsumerCommitsOnlyWhatWasHandled(t *testing.T) {
 	// A failing handler: nothing may be committed.
 	gc := newTestConsumer(t, cfg, topic, "g")
 	boom := errors.New("influxdb unavailable")
-	err := gc.Run(t.Context(), func(int) Handler {
-		return HandlerFunc(func(context.Context, []kafka.Message) error { return boom })
+	err := gc.Run(t.Context(), func(int) (Handler, error) {
+		return HandlerFunc(func(context.Context, []kafka.Message) error { return boom }), nil
 	})
 	if !errors.Is(err, boom) {
 		t.Fatalf("Run = %v, want the handler's error", err)
@@ -102,7 +102,7 @@ func TestGroupConsumerCommitsOnlyWhatWasHandled(t *testing.T) {
 	defer gc.Close()
 	runErr := make(chan error, 1)
 	go func() {
-		runErr <- gc.Run(ctx, func(int) Handler {
+		runErr <- gc.Run(ctx, func(int) (Handler, error) {
 			return HandlerFunc(func(_ context.Context, batch []kafka.Message) error {
 				mu.Lock()
 				defer mu.Unlock()
@@ -117,7 +117,7 @@ func TestGroupConsumerCommitsOnlyWhatWasHandled(t *testing.T) {
 					cancel()
 				}
 				return nil
-			})
+			}), nil
 		})
 	}()
 	select {

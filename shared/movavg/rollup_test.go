@@ -146,8 +146,12 @@ func TestExpire(t *testing.T) {
 	if got := dumpAll(s.Flush(nil)); strings.Join(got, "|") != "cpu,host=b @120 x_count=2 x_mean=3 x_min=2 x_max=4 x_last=4 x_p95=3.9" {
 		t.Fatalf("flush: %q", got)
 	}
+	// Flush closed the windows for good: a point for one is late now.
+	if _, res := s.Process(pt("cpu,host=b", at(179), "x", 1), nil); res.DroppedLate != 1 {
+		t.Fatal("a point for a flushed window was not dropped as late")
+	}
 	// The freed slot is reused.
-	run(t, s, step{p: pt("cpu,host=c", at(176), "v", 1)})
+	run(t, s, step{p: pt("cpu,host=c", at(181), "v", 1)})
 	if len(s.series) != 2 {
 		t.Fatalf("%d series slots, want 2", len(s.series))
 	}

@@ -18,6 +18,10 @@ type Result struct {
 	// so that it counts in no rollup (its moving averages were computed),
 	// and 0 otherwise. It is an int so that callers can add it up.
 	DroppedLate int
+	// Derived reports that the last point appended to out is p's derived
+	// point (same measurement, tags and time as p), so a caller may merge
+	// its fields into p's line instead of writing a second point.
+	Derived bool
 }
 
 // Stats are a Stage's counters and gauges, for metrics.
@@ -159,7 +163,7 @@ func (s *Stage) Process(p *point.Point, out []point.Point) ([]point.Point, Resul
 	var res Result
 	if p.Time > s.maxTime {
 		s.maxTime = p.Time
-		s.wm = satSub(p.Time, s.lateness)
+		s.wm = max(s.wm, satSub(p.Time, s.lateness)) // Flush may have moved it further
 		if len(s.dues) > 0 && s.dues[0].end <= s.wm {
 			out = s.closeDue(out)
 		}
@@ -236,20 +240,27 @@ func (s *Stage) Process(p *point.Point, out []point.Point) ([]point.Point, Resul
 	if len(fs) > 0 {
 		s.fields.commit(len(fs))
 		out = append(out, point.Point{Measurement: p.Measurement, Tags: p.Tags, Fields: fs[:len(fs):len(fs)], Time: p.Time})
+		res.Derived = true
 	}
 	return out, res
 }
 
-// Flush appends the rollup points of every open window to out and forgets
-// those windows, for shutdown or a revoked partition: the Stage should not
-// process points afterwards, since a point for a flushed window would open
-// it again and its rollup would overwrite the flushed one in InfluxDB. The
-// points are valid until the next Reset.
+// Flush appends the rollup points of every open window to out and closes
+// those windows for good: it moves the watermark to the latest end among
+// them, so a later point for a flushed window counts as DroppedLate instead
+// of opening it again (its partial rollup would overwrite the flushed one in
+// InfluxDB). Use it when a partition falls idle, so its windows need not
+// wait for event time to move on. The points are valid until the next Reset.
 func (s *Stage) Flush(out []point.Point) []point.Point {
 	for i := range s.series {
 		sr := &s.series[i]
 		if sr.plan == nil || sr.plan.rollup == 0 {
 			continue
+		}
+		for j := range sr.fields {
+			if w := sr.fields[j].wins; len(w) > 0 {
+				s.wm = max(s.wm, satAdd(w[len(w)-1].start, sr.plan.rollup))
+			}
 		}
 		out = s.emitWindows(sr, math.MaxInt64, math.MaxInt64, out)
 		sr.pushedEnd = math.MinInt64

@@ -98,7 +98,7 @@ func TestDerivedPoint(t *testing.T) {
 	s := mustNew(t, Config{Default: Params{SMAWindow: 2, EMAAlpha: 0.5}, MaxSeries: 10})
 	p1 := pt("cpu,host=a,region=eu", at(1), "usage", 1, "idle", 3)
 	out, res := s.Process(p1, nil)
-	if res != (Result{}) || len(out) != 1 {
+	if res != (Result{Derived: true}) || len(out) != 1 {
 		t.Fatalf("first point: %q, %+v", dumpAll(out), res)
 	}
 	// EMA from the first point, no SMA during warm-up.

@@ -1,0 +1,234 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/metricpipe/metricpipe/internal/testbed"
+	"github.com/metricpipe/metricpipe/shared/influx"
+	"github.com/metricpipe/metricpipe/shared/kafkaio"
+	"github.com/metricpipe/metricpipe/shared/movavg"
+	"github.com/metricpipe/metricpipe/shared/point"
+	"github.com/metricpipe/metricpipe/shared/service"
+)
+
+const (
+	benchTotal      = 1000000
+	benchPartitions = 8
+	benchBatch      = 5000
+)
+
+// BenchmarkEndToEnd measures the consumer on the local test bed (Kafka →
+// consumer → InfluxDB) against a baseline that writes the same points to
+// the same InfluxDB with the same client and batch size, one writer per
+// partition's share, without Kafka. "The same points" are what the consumer
+// writes: each raw point with its moving averages merged in, and the
+// rollups, computed beforehand (untimed) by the same stage. Both run in each
+// iteration; it reports input points/s of each and their ratio (target ≥ 0.8).
+func BenchmarkEndToEnd(b *testing.B) {
+	for _, perMsg := range []int{1, 10} {
+		b.Run(fmt.Sprintf("points-per-message=%d", perMsg), func(b *testing.B) { benchEndToEnd(b, perMsg) })
+	}
+}
+
+func benchEndToEnd(b *testing.B, perMsg int) {
+	brokers, influxURL := testbed.KafkaBrokers(b), testbed.InfluxURL(b)
+	kc := kafkaio.Config{Brokers: []string{brokers}}
+	var pipeline, direct time.Duration
+	for range b.N {
+		pts := makeBenchPoints(time.Now().Add(-time.Hour).UnixNano())
+		direct += writeDirect(b, influxURL, stageOutput(b, pts))
+		pipeline += consume(b, kc, influxURL, pts, perMsg)
+	}
+	n := float64(benchTotal * b.N)
+	b.ReportMetric(n/pipeline.Seconds(), "pipeline-points/s")
+	b.ReportMetric(n/direct.Seconds(), "direct-points/s")
+	b.ReportMetric(direct.Seconds()/pipeline.Seconds(), "ratio")
+	b.ReportMetric(0, "ns/op")
+}
+
+func makeBenchPoints(base int64) []point.Point {
+	pts := make([]point.Point, benchTotal)
+	tags := make([][]point.Tag, 100)
+	for s := range tags {
+		tags[s] = []point.Tag{{Key: "host", Value: "h" + strconv.Itoa(s)}}
+	}
+	for i := range pts {
+		pts[i] = point.Point{Measurement: "bench", Tags: tags[i%100], Fields: []point.Field{{Key: "v", Value: float64(i)}},
+			Time: base + int64(i/100)*int64(time.Millisecond)}
+	}
+	return pts
+}
+
+func benchInflux(b *testing.B, influxURL string) influx.Config {
+	return influx.Config{URL: influxURL, Bucket: testbed.CreateDatabase(b, influxURL, testbed.UniqueName("bench_")),
+		BatchSize: benchBatch, FlushInterval: time.Second, Timeout: 30 * time.Second}
+}
+
+// stageOutput returns, per partition share, what the consumer writes for
+// pts: each point with its moving averages merged in, then the rollups.
+func stageOutput(b *testing.B, pts []point.Point) [][]point.Point {
+	shares := make([][]point.Point, benchPartitions)
+	for share := range shares {
+		stage, err := movavg.New(benchStage())
+		if err != nil {
+			b.Fatal(err)
+		}
+		var rollups []point.Point
+		for i := range pts {
+			if i%100%benchPartitions != share {
+				continue
+			}
+			p := pts[i]
+			var res movavg.Result
+			rollups, res = stage.Process(&p, rollups)
+			if res.Derived {
+				d := rollups[len(rollups)-1]
+				rollups = rollups[:len(rollups)-1]
+				p.Fields = append(slices.Clip(p.Fields), d.Fields...)
+			}
+			shares[share] = append(shares[share], p)
+		}
+		rollups = stage.Flush(rollups)
+		for _, r := range rollups {
+			r.Tags, r.Fields = slices.Clone(r.Tags), slices.Clone(r.Fields) // the stage's memory is not ours
+			shares[share] = append(shares[share], r)
+		}
+	}
+	return shares
+}
+
+// benchStage is the stage configuration of the flags' defaults: SMA 10,
+// EMA span 10, 1m rollups.
+func benchStage() movavg.Config {
+	return movavg.Config{Default: movavg.Params{SMAWindow: 10, EMAAlpha: 2.0 / 11, Rollup: time.Minute},
+		AllowedLateness: 10 * time.Second, MaxSeries: 100000, IdleTimeout: time.Hour}
+}
+
+// writeDirect writes each share with its own goroutine, concurrently, as
+// the consumer's partition workers do.
+func writeDirect(b *testing.B, influxURL string, shares [][]point.Point) time.Duration {
+	sink, err := influx.NewSink(benchInflux(b, influxURL))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sink.Close()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, share := range shares {
+		wg.Go(func() {
+			for len(share) > 0 {
+				n := min(len(share), benchBatch)
+				if err := sink.Write(b.Context(), share[:n]); err != nil {
+					b.Error(err)
+					return
+				}
+				share = share[n:]
+			}
+		})
+	}
+	wg.Wait()
+	return time.Since(start)
+}
+
+// consume produces pts to a fresh topic (not timed), then times the
+// consumer from its first fetched message to the end of every partition.
+func consume(b *testing.B, kc kafkaio.Config, influxURL string, pts []point.Point, perMsg int) time.Duration {
+	topic := testbed.UniqueName("bench-")
+	admin, err := kafkaio.NewAdmin(kc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := b.Context()
+	if err := admin.EnsureTopics(ctx, kafkaio.TopicSpec{Name: topic, Partitions: benchPartitions, ReplicationFactor: 1}); err != nil {
+		b.Fatal(err)
+	}
+	w, err := kafkaio.NewWriter(kc, topic, kafkaio.WriterOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Consecutive points of a series share a message, perMsg at a time,
+	// as a producer batching per series sends them.
+	bySeries := map[string][]byte{}
+	count := map[string]int{}
+	var msgs []kafka.Message
+	for i := range pts {
+		key := string(point.AppendSeriesKey(nil, &pts[i]))
+		bySeries[key] = point.AppendLine(bySeries[key], &pts[i])
+		if count[key]++; count[key] == perMsg {
+			msgs = append(msgs, kafka.Message{Key: []byte(key), Value: bySeries[key]})
+			bySeries[key], count[key] = nil, 0
+		}
+	}
+	for key, v := range bySeries {
+		if len(v) > 0 {
+			msgs = append(msgs, kafka.Message{Key: []byte(key), Value: v})
+		}
+	}
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		b.Fatal(err)
+	}
+	w.Close()
+
+	cfg := config{
+		Service: service.Config{LogFormat: "json", LogLevel: "warn", HTTPAddr: "127.0.0.1:0"},
+		Kafka:   kc,
+		Influx:  benchInflux(b, influxURL),
+		Topic:   kafkaio.TopicSpec{Name: topic, Partitions: benchPartitions, ReplicationFactor: 1},
+		DLQ:     kafkaio.TopicSpec{Name: topic + "-dlq", Partitions: 1, ReplicationFactor: 1},
+		Group:   kafkaio.GroupConfig{Topic: topic, Group: topic, BatchSize: benchBatch, BatchWait: 200 * time.Millisecond, DrainTimeout: 10 * time.Second, IdleAfter: time.Second},
+		Stage:     benchStage(),
+		MaxFuture: time.Hour,
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	reg := service.NewRegistry()
+	go func() { done <- run(runCtx, cfg, zerolog.Nop(), reg) }()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			b.Error(err)
+		}
+	}()
+	// The clock starts at the first fetched message, so joining the group
+	// is not counted, and stops when InfluxDB accepted the last raw point
+	// (with the derived points of its batch, written before it is counted).
+	var start time.Time
+	for {
+		if start.IsZero() && counter(reg, "metricpipe_kafka_messages_fetched_total") > 0 {
+			start = time.Now()
+		}
+		if counter(reg, "metricpipe_consumer_points_written_total") == float64(len(pts)) {
+			break
+		}
+		select {
+		case err := <-done:
+			b.Fatalf("consumer stopped: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return time.Since(start)
+}
+
+func counter(reg *prometheus.Registry, name string) float64 {
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			var sum float64
+			for _, m := range mf.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+			return sum
+		}
+	}
+	return 0
+}

@@ -180,12 +180,12 @@ func consume(b *testing.B, kc kafkaio.Config, influxURL string, pts []point.Poin
 	w.Close()
 
 	cfg := config{
-		Service: service.Config{LogFormat: "json", LogLevel: "warn", HTTPAddr: "127.0.0.1:0"},
-		Kafka:   kc,
-		Influx:  benchInflux(b, influxURL),
-		Topic:   kafkaio.TopicSpec{Name: topic, Partitions: benchPartitions, ReplicationFactor: 1},
-		DLQ:     kafkaio.TopicSpec{Name: topic + "-dlq", Partitions: 1, ReplicationFactor: 1},
-		Group:   kafkaio.GroupConfig{Topic: topic, Group: topic, BatchSize: benchBatch, BatchWait: 200 * time.Millisecond, DrainTimeout: 10 * time.Second, IdleAfter: time.Second},
+		Service:   service.Config{LogFormat: "json", LogLevel: "warn", HTTPAddr: "127.0.0.1:0"},
+		Kafka:     kc,
+		Influx:    benchInflux(b, influxURL),
+		Topic:     kafkaio.TopicSpec{Name: topic, Partitions: benchPartitions, ReplicationFactor: 1},
+		DLQ:       kafkaio.TopicSpec{Name: topic + "-dlq", Partitions: 1, ReplicationFactor: 1},
+		Group:     kafkaio.GroupConfig{Topic: topic, Group: topic, BatchSize: benchBatch, BatchWait: 200 * time.Millisecond, DrainTimeout: 10 * time.Second, IdleAfter: time.Second},
 		Stage:     benchStage(),
 		MaxFuture: time.Hour,
 	}

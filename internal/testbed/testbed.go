@@ -151,3 +151,19 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() (b
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// FluxRows runs a Flux query and returns every row's columns by name.
+func FluxRows(ctx context.Context, base, flux string) ([]map[string]any, error) {
+	client := influxdb2.NewClient(base, "")
+	defer client.Close()
+	res, err := client.QueryAPI("").Query(ctx, flux)
+	if err != nil {
+		return nil, fmt.Errorf("flux query: %w", err)
+	}
+	defer res.Close()
+	var rows []map[string]any
+	for res.Next() {
+		rows = append(rows, res.Record().Values())
+	}
+	return rows, res.Err()
+}

@@ -6,7 +6,7 @@ LDFLAGS := -X github.com/metricpipe/metricpipe/shared/service.version=$(VERSION)
 SERVICES := producer consumer analyzer
 FUZZTIME ?= 2m
 
-.PHONY: help build test test-unit vet fuzz demo testbed-start testbed-stop clean
+.PHONY: help build test test-unit vet bench fuzz demo testbed-start testbed-stop clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -29,6 +29,10 @@ test: vet ## run every test against the real test bed (Kafka + InfluxDB)
 
 test-unit: ## fast tests only (integration tests skip)
 	$(GO) test -count=1 ./...
+
+# Medians of COUNT runs (default 5) of every benchmark, on the real test bed.
+bench: ## run the benchmarks (medians of COUNT=5 runs) on the real test bed
+	scripts/testbed.sh run -- scripts/bench.sh
 
 fuzz: ## fuzz both decoders for FUZZTIME each (default 2m)
 	$(GO) test ./shared/point -run '^$$' -fuzz '^FuzzDecodeLine$$' -fuzztime $(FUZZTIME)

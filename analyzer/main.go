@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"io"
 	"os"
 	"time"
@@ -32,10 +33,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 	app.Flags = append(app.Flags, kafkaio.Flags("metricpipe-analyzer")...)
 	app.Flags = append(app.Flags, service.Flags("127.0.0.1:9103")...)
 	app.Action = func(c *cli.Context) error {
-		kc, err := kafkaio.ConfigFromCLI(c)
-		if err != nil {
-			return err
-		}
+		kc, kerr := kafkaio.ConfigFromCLI(c)
 		cfg := config{
 			Service:         service.ConfigFromCLI(c),
 			Kafka:           kc,
@@ -51,7 +49,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 				DrainTimeout: c.Duration("drain-timeout"),
 			},
 		}
-		if err := cfg.Validate(); err != nil {
+		if err := errors.Join(kerr, cfg.Validate()); err != nil {
 			return err
 		}
 		return run(c.Context, cfg, service.NewLogger(stderr, cfg.Service, "analyzer"))

@@ -1,32 +1,15 @@
 package main
 
 import (
-	"bytes"
-	"strings"
 	"testing"
 
-	"github.com/metricpipe/metricpipe/shared/service"
+	"github.com/metricpipe/metricpipe/internal/clitest"
 )
 
-func TestEveryFlagHasItsEnvVar(t *testing.T) {
-	app := newApp(&bytes.Buffer{}, &bytes.Buffer{})
-	if err := service.CheckFlagEnv(app); err != nil {
-		t.Fatal(err)
-	}
-	if n := len(service.Options(app)); n < 15 {
-		t.Fatalf("only %d options found: the flag walk is broken", n)
-	}
-}
+func TestEveryFlagHasItsEnvVar(t *testing.T) { clitest.CheckFlagEnv(t, newApp, 15) }
 
 func TestInvalidConfigNamesEveryBadFlag(t *testing.T) {
-	var out, errOut bytes.Buffer
-	code := service.Main(newApp(&out, &errOut), []string{"analyzer", "--log-format", "xml", "--kafka-brokers", "nohost", "--partitions", "0", "--max-series", "0"})
-	if code != 1 {
-		t.Fatalf("exit code %d, want 1; stderr: %s", code, errOut.String())
-	}
-	for _, flag := range []string{"--log-format", "--kafka-brokers", "--partitions", "--max-series"} {
-		if !strings.Contains(errOut.String(), flag) {
-			t.Errorf("stderr does not name %s:\n%s", flag, errOut.String())
-		}
-	}
+	clitest.CheckRejects(t, newApp,
+		[]string{"analyzer", "--log-format", "xml", "--kafka-brokers", "nohost", "--partitions", "0", "--max-series", "0"},
+		"--log-format", "--kafka-brokers", "--partitions", "--max-series")
 }

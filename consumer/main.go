@@ -4,6 +4,7 @@
 package main
 
 import (
+	"errors"
 	"io"
 	"os"
 
@@ -31,10 +32,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 	app.Flags = append(app.Flags, service.Flags("127.0.0.1:9102")...)
 	app.Action = func(c *cli.Context) error {
 		cfg, err := configFromCLI(c)
-		if err != nil {
-			return err
-		}
-		if err := cfg.Validate(); err != nil {
+		if err := errors.Join(err, cfg.Validate()); err != nil {
 			return err
 		}
 		return run(c.Context, cfg, service.NewLogger(stderr, cfg.Service, "consumer"), service.NewRegistry())
@@ -42,19 +40,13 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 	return app
 }
 
+// configFromCLI reads every flag; its error (unreadable secret files,
+// unparsable values) comes with the rest filled in, to be reported together
+// with Validate's.
 func configFromCLI(c *cli.Context) (config, error) {
-	kc, err := kafkaio.ConfigFromCLI(c)
-	if err != nil {
-		return config{}, err
-	}
-	ic, err := influx.ConfigFromCLI(c)
-	if err != nil {
-		return config{}, err
-	}
-	stage, err := stageConfigFromCLI(c)
-	if err != nil {
-		return config{}, err
-	}
+	kc, kerr := kafkaio.ConfigFromCLI(c)
+	ic, ierr := influx.ConfigFromCLI(c)
+	stage, serr := stageConfigFromCLI(c)
 	return config{
 		Stage:     stage,
 		MaxFuture: c.Duration("max-future"),
@@ -71,5 +63,5 @@ func configFromCLI(c *cli.Context) (config, error) {
 			DrainTimeout: c.Duration("drain-timeout"),
 			IdleAfter:    c.Duration("idle-flush"),
 		},
-	}, nil
+	}, errors.Join(kerr, ierr, serr)
 }

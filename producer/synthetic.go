@@ -92,10 +92,7 @@ func syntheticCommand(stderr io.Writer) *cli.Command {
 		Usage: "generate synthetic series (seasonality, trend, noise, random walk)",
 		Flags: flags,
 		Action: func(c *cli.Context) error {
-			kc, err := kafkaio.ConfigFromCLI(c)
-			if err != nil {
-				return err
-			}
+			kc, kerr := kafkaio.ConfigFromCLI(c)
 			cfg := syntheticConfig{
 				Service:     service.ConfigFromCLI(c),
 				Kafka:       kc,
@@ -111,7 +108,7 @@ func syntheticCommand(stderr io.Writer) *cli.Command {
 				BatchSize:   c.Int("batch-size"),
 				Linger:      c.Duration("linger"),
 			}
-			if err := cfg.Validate(); err != nil {
+			if err := errors.Join(kerr, cfg.Validate()); err != nil {
 				return err
 			}
 			log := service.NewLogger(stderr, cfg.Service, "producer")
@@ -204,7 +201,7 @@ func produce(ctx context.Context, cfg syntheticConfig, gen *generator, w *kafka.
 			// the rate however long the writes take.
 			n = max(1, min(n, int(cfg.Rate/10)))
 			due := started.Add(time.Duration(float64(sent) / cfg.Rate * float64(time.Second)))
-			if sleepUntil(ctx, due) != nil {
+			if retry.Sleep(ctx, time.Until(due)) != nil {
 				break
 			}
 		}
@@ -259,21 +256,6 @@ func send(ctx context.Context, w *kafka.Writer, msgs []kafka.Message, m producer
 // drainTimeout bounds how long a batch already handed to Kafka may take to be
 // acknowledged after a stop was requested.
 const drainTimeout = 30 * time.Second
-
-func sleepUntil(ctx context.Context, t time.Time) error {
-	d := time.Until(t)
-	if d <= 0 {
-		return ctx.Err()
-	}
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-timer.C:
-		return nil
-	}
-}
 
 // generator produces the synthetic series: each a level with a daily-like
 // seasonal swing, a slow trend, a random walk and noise, reproducible from the

@@ -63,13 +63,11 @@ func Flags() []cli.Flag {
 	}
 }
 
-// ConfigFromCLI reads the flags of Flags. It fails only when the token file
-// cannot be read; Validate checks the rest.
+// ConfigFromCLI reads the flags of Flags. Its error, when the token file
+// cannot be read, comes with the rest of the Config filled in, so the caller
+// can report it together with Validate's.
 func ConfigFromCLI(c *cli.Context) (Config, error) {
 	tok, err := service.LoadSecret("influx-token", c.String("influx-token"), c.String("influx-token-file"))
-	if err != nil {
-		return Config{}, err
-	}
 	return Config{
 		URL:           c.String("influx-url"),
 		Token:         tok,
@@ -78,5 +76,5 @@ func ConfigFromCLI(c *cli.Context) (Config, error) {
 		BatchSize:     c.Int("influx-batch-size"),
 		FlushInterval: c.Duration("influx-flush-interval"),
 		Timeout:       c.Duration("influx-timeout"),
-	}, nil
+	}, err
 }

@@ -132,13 +132,19 @@ func (c Config) saslMechanism() (sasl.Mechanism, error) {
 // dialTimeout bounds connection set-up (TCP, TLS, SASL) to one broker.
 const dialTimeout = 10 * time.Second
 
-// Transport builds the transport used by writers and admin requests.
-func (c Config) Transport() (*kafka.Transport, error) {
+// security returns the TLS configuration and SASL mechanism, nil when off.
+func (c Config) security() (*tls.Config, sasl.Mechanism, error) {
 	tlsCfg, err := c.tlsConfig()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	mech, err := c.saslMechanism()
+	return tlsCfg, mech, err
+}
+
+// Transport builds the transport used by writers and admin requests.
+func (c Config) Transport() (*kafka.Transport, error) {
+	tlsCfg, mech, err := c.security()
 	if err != nil {
 		return nil, err
 	}
@@ -148,11 +154,7 @@ func (c Config) Transport() (*kafka.Transport, error) {
 // Dialer builds the dialer used by readers (kafka-go's Reader does not take a
 // Transport).
 func (c Config) Dialer() (*kafka.Dialer, error) {
-	tlsCfg, err := c.tlsConfig()
-	if err != nil {
-		return nil, err
-	}
-	mech, err := c.saslMechanism()
+	tlsCfg, mech, err := c.security()
 	if err != nil {
 		return nil, err
 	}

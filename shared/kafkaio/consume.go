@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/metricpipe/metricpipe/shared/retry"
 	"github.com/metricpipe/metricpipe/shared/service"
 )
 
@@ -183,7 +184,7 @@ func (c *GroupConsumer) Run(ctx context.Context, newHandler func(partition int) 
 			return nil
 		case err != nil:
 			c.log.Warn().Err(err).Msg("joining the group failed; retrying")
-			if sleepCtx(ctx, time.Second) != nil {
+			if retry.Sleep(ctx, time.Second) != nil {
 				return nil
 			}
 			continue
@@ -223,17 +224,6 @@ func collect(errc <-chan error) []error {
 		errs = append(errs, err)
 	}
 	return errs
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // partition is the state of one partition assignment.

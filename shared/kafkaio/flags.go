@@ -27,13 +27,11 @@ func Flags(clientID string) []cli.Flag {
 	}
 }
 
-// ConfigFromCLI reads the flags of Flags. It fails only when the password
-// file cannot be read; Validate checks the rest.
+// ConfigFromCLI reads the flags of Flags. Its error, when the password file
+// cannot be read, comes with the rest of the Config filled in, so the caller
+// can report it together with Validate's.
 func ConfigFromCLI(c *cli.Context) (Config, error) {
 	pw, err := service.LoadSecret("kafka-sasl-password", c.String("kafka-sasl-password"), c.String("kafka-sasl-password-file"))
-	if err != nil {
-		return Config{}, err
-	}
 	return Config{
 		Brokers:               splitList(c.StringSlice("kafka-brokers")),
 		ClientID:              c.String("kafka-client-id"),
@@ -45,7 +43,7 @@ func ConfigFromCLI(c *cli.Context) (Config, error) {
 		SASLMechanism:         c.String("kafka-sasl-mechanism"),
 		SASLUsername:          c.String("kafka-sasl-username"),
 		SASLPassword:          pw,
-	}, nil
+	}, err
 }
 
 // TopicFlags returns --topic (the raw metrics topic), --partitions and

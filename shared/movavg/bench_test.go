@@ -66,44 +66,60 @@ func BenchmarkStageWithRollups(b *testing.B) {
 	benchStage(b, Params{SMAWindow: 30, EMAAlpha: 0.1, WMAWeights: []float64{0.5, 0.3, 0.2}, Rollup: time.Minute}, 130)
 }
 
-// TestMemoryPerSeries measures the heap a tracked series costs, with 100,000
-// series of one field each, SMA window 30 and 1-minute rollups, in the worst
-// case of two open windows per series (lateness keeps the previous minute
-// open). Target: at most 1 KiB.
+// bytesPerSeries measures the heap a tracked series costs, with 100,000
+// series of one field each, in the worst case of two open windows per
+// series (lateness keeps the previous minute open).
+func bytesPerSeries(tb testing.TB, p Params) float64 {
+	tb.Helper()
+	const n = 100_000
+	pts := seriesPoints(n) // allocated before the baseline
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	s := mustNew(tb, Config{Default: p, AllowedLateness: 30 * time.Second, MaxSeries: n})
+	var out []point.Point
+	for round := range 2 {
+		for i := range pts {
+			pts[i].Time = t0 + int64(round)*int64(time.Minute) + int64(i)*int64(time.Microsecond)
+			out, _ = s.Process(&pts[i], out[:0])
+		}
+		s.Reset()
+	}
+	out = nil
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if st := s.Stats(); st.Series != n || len(s.dues) < n {
+		tb.Fatalf("scenario broken: %+v, %d windows due", st, len(s.dues))
+	}
+	runtime.KeepAlive(s)
+	runtime.KeepAlive(pts)
+	return float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / n
+}
+
+// BenchmarkMemoryPerSeries reports bytes per tracked series with SMA window
+// 30 and 1-minute rollups (target ≤ 1 KiB).
+func BenchmarkMemoryPerSeries(b *testing.B) {
+	var sum float64
+	for range b.N {
+		sum += bytesPerSeries(b, Params{SMAWindow: 30, Rollup: time.Minute})
+	}
+	b.ReportMetric(sum/float64(b.N), "bytes/series")
+	b.ReportMetric(0, "ns/op")
+}
+
+// TestMemoryPerSeries holds the memory bound: at most 1 KiB per series.
 func TestMemoryPerSeries(t *testing.T) {
 	if testing.Short() {
 		t.Skip("allocates 100,000 series")
 	}
-	f := func(name string, p Params) {
-		t.Helper()
-		const n = 100_000
-		pts := seriesPoints(n) // allocated before the baseline
-		var before, after runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&before)
-		s := mustNew(t, Config{Default: p, AllowedLateness: 30 * time.Second, MaxSeries: n})
-		var out []point.Point
-		for round := range 2 {
-			for i := range pts {
-				pts[i].Time = t0 + int64(round)*int64(time.Minute) + int64(i)*int64(time.Microsecond)
-				out, _ = s.Process(&pts[i], out[:0])
-			}
-			s.Reset()
-		}
-		out = nil
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		per := float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / n
-		if st := s.Stats(); st.Series != n || len(s.dues) < n {
-			t.Fatalf("%s: scenario broken: %+v, %d windows due", name, st, len(s.dues))
-		}
-		runtime.KeepAlive(s)
-		runtime.KeepAlive(pts)
+	for name, p := range map[string]Params{
+		"SMA(30) + rollups":                {SMAWindow: 30, Rollup: time.Minute},
+		"SMA(30) + EMA + WMA(3) + rollups": {SMAWindow: 30, EMAAlpha: 0.1, WMAWeights: []float64{0.5, 0.3, 0.2}, Rollup: time.Minute},
+	} {
+		per := bytesPerSeries(t, p)
 		t.Logf("%s: %.0f bytes per tracked series", name, per)
 		if per > 1024 {
 			t.Errorf("%s: %.0f bytes per series, want ≤ 1024", name, per)
 		}
 	}
-	f("SMA(30) + rollups", Params{SMAWindow: 30, Rollup: time.Minute})
-	f("SMA(30) + EMA + WMA(3) + rollups", Params{SMAWindow: 30, EMAAlpha: 0.1, WMAWeights: []float64{0.5, 0.3, 0.2}, Rollup: time.Minute})
 }

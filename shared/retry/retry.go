@@ -75,12 +75,23 @@ func Do(ctx context.Context, b Backoff, op func(ctx context.Context) error, onRe
 		if onRetry != nil {
 			onRetry(attempt, delay, err)
 		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if Sleep(ctx, delay) != nil {
 			return errors.Join(ctx.Err(), err)
-		case <-t.C:
 		}
+	}
+}
+
+// Sleep waits d, or less when ctx ends first, and then returns ctx's error.
+func Sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }

@@ -6,7 +6,7 @@ LDFLAGS := -X github.com/metricpipe/metricpipe/shared/service.version=$(VERSION)
 SERVICES := producer consumer analyzer
 FUZZTIME ?= 2m
 
-.PHONY: help build test test-unit vet bench fuzz demo testbed-start testbed-stop clean
+.PHONY: help build test test-race test-unit vet bench fuzz demo testbed-start testbed-stop clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -26,6 +26,10 @@ vet: ## go vet and gofmt
 test: vet ## run every test against the real test bed (Kafka + InfluxDB)
 	METRICPIPE_TEST_REQUIRE_INTEGRATION=1 scripts/testbed.sh run -- \
 	  $(GO) test -count=1 -timeout 20m -v ./...
+
+test-race: ## the whole suite with the race detector, services included
+	METRICPIPE_TEST_REQUIRE_INTEGRATION=1 METRICPIPE_TEST_RACE=1 scripts/testbed.sh run -- \
+	  $(GO) test -race -count=1 -timeout 30m ./...
 
 test-unit: ## fast tests only (integration tests skip)
 	$(GO) test -count=1 ./...

@@ -12,6 +12,10 @@ import (
 	"time"
 )
 
+// EnvRace, set to 1, builds the services with the race detector, which makes
+// a process that raced exit with status 66.
+const EnvRace = "METRICPIPE_TEST_RACE"
+
 // BuildServices builds the producer, consumer and analyzer binaries into dir
 // and returns their paths by name.
 func BuildServices(t testing.TB, dir string) map[string]string {
@@ -20,7 +24,11 @@ func BuildServices(t testing.TB, dir string) map[string]string {
 	bins := map[string]string{}
 	for _, name := range []string{"producer", "consumer", "analyzer"} {
 		out := filepath.Join(dir, name)
-		cmd := exec.Command("go", "build", "-o", out, "./"+name)
+		args := []string{"build", "-o", out}
+		if os.Getenv(EnvRace) == "1" {
+			args = append(args, "-race")
+		}
+		cmd := exec.Command("go", append(args, "./"+name)...)
 		cmd.Dir = root
 		if b, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("go build ./%s: %v\n%s", name, err, b)

@@ -64,7 +64,7 @@ func (m *model) rollups(pick func(key string, start int64) bool) map[string]map[
 			}
 			n := len(sorted)
 			p95 := math.NaN() // only checked against min and max
-			if n <= 5 {
+			if n <= p2Exact {
 				p95 = exactQuantile(sorted, p2Quantile)
 			}
 			for suf, v := range map[string]float64{"_count": float64(n), "_mean": sum / float64(n), "_min": sorted[0],

@@ -27,24 +27,27 @@ func p2Increment(i int) float64 {
 // window. The sample count lives in the window that holds the estimator.
 //
 // Markers 0 and 4 are the exact minimum and maximum, which the rollups
-// reuse. Until five samples were seen, q holds them sorted, and the
-// quantile is computed exactly.
+// reuse. Until p2Exact samples were seen, q holds them sorted and the
+// quantile is exact. Why keep that many: started from five samples, the p95
+// marker sits at the median and moves one position per sample, so a window
+// of ten rising points would read 7 where the p95 is 9.55; metric windows
+// often hold only a handful of points (a minute of 10 s scrapes).
 type p2 struct {
-	q [5]float64 // marker heights; the sorted samples while count ≤ 5
-	n [3]int64   // 1-based positions of markers 1..3; marker 0 is at 1, marker 4 at count
+	q [p2Exact]float64 // the sorted samples while count ≤ p2Exact; then q[0..4] are the marker heights
+	n [3]int64         // 1-based positions of markers 1..3; marker 0 is at 1, marker 4 at count
 }
+
+// p2Exact is how many samples are kept exactly before P² takes over.
+const p2Exact = 12
 
 // add feeds x; c is the number of samples before x.
 func (e *p2) add(x float64, c int64) {
-	if c < 5 {
-		i := int(c)
-		for ; i > 0 && e.q[i-1] > x; i-- {
-			e.q[i] = e.q[i-1]
-		}
-		e.q[i] = x
-		if c == 4 {
-			e.n = [3]int64{2, 3, 4}
-		}
+	if c < p2Exact {
+		insertSorted(e.q[:c+1], x)
+		return
+	}
+	if c == p2Exact {
+		e.start(x)
 		return
 	}
 	// Find the cell k (between markers k and k+1) of x, stretching the
@@ -87,6 +90,32 @@ func (e *p2) add(x float64, c int64) {
 	}
 }
 
+// insertSorted puts x into xs, whose last slot is free and the rest sorted.
+func insertSorted(xs []float64, x float64) {
+	i := len(xs) - 1
+	for ; i > 0 && xs[i-1] > x; i-- {
+		xs[i] = xs[i-1]
+	}
+	xs[i] = x
+}
+
+// start turns the p2Exact sorted samples and x into the five markers, each
+// at the order statistic nearest its desired position (kept strictly
+// increasing, as P² requires).
+func (e *p2) start(x float64) {
+	var all [p2Exact + 1]float64
+	copy(all[:], e.q[:])
+	insertSorted(all[:], x)
+	total := int64(len(all))
+	next := total // position of the marker above
+	for i := 3; i >= 1; i-- {
+		want := int64(math.Round(1 + float64(total-1)*p2Increment(i)))
+		e.n[i-1] = max(min(want, next-1), int64(i)+1)
+		next = e.n[i-1]
+	}
+	e.q = [p2Exact]float64{all[0], all[e.n[0]-1], all[e.n[1]-1], all[e.n[2]-1], all[total-1]}
+}
+
 // pos returns the position of marker i among total samples.
 func (e *p2) pos(i int, total int64) int64 {
 	switch i {
@@ -106,12 +135,12 @@ func (e *p2) parabolic(i int, d, prev, ni, next int64) float64 {
 			float64(next-ni-d)*(q[i]-q[i-1])/float64(ni-prev))
 }
 
-// quantile returns the p95 estimate of c samples (c ≥ 1). Up to five
+// quantile returns the p95 estimate of c samples (c ≥ 1). Up to p2Exact
 // samples it is exact: linear interpolation between order statistics at
 // 1-based position 1 + (c−1)·p (Hyndman and Fan's type 7, the default of R
 // and NumPy), the position P²'s middle marker tracks.
 func (e *p2) quantile(c int64) float64 {
-	if c > 5 {
+	if c > p2Exact {
 		return e.q[2]
 	}
 	return exactQuantile(e.q[:c], p2Quantile)
@@ -129,7 +158,7 @@ func exactQuantile(xs []float64, p float64) float64 {
 
 // minMax returns the smallest and largest of c samples (c ≥ 1).
 func (e *p2) minMax(c int64) (float64, float64) {
-	if c < 5 {
+	if c <= p2Exact {
 		return e.q[0], e.q[c-1]
 	}
 	return e.q[0], e.q[4]

@@ -15,7 +15,7 @@ func feedP2(xs []float64) (*p2, int64) {
 	return &e, int64(len(xs))
 }
 
-// TestP2Exact: up to five samples the quantile, minimum and maximum are
+// TestP2Exact: up to p2Exact samples the quantile, minimum and maximum are
 // exact (type 7: position 1 + (n−1)·0.95, interpolated).
 func TestP2Exact(t *testing.T) {
 	f := func(xs []float64, want, wantMin, wantMax float64) {
@@ -33,8 +33,31 @@ func TestP2Exact(t *testing.T) {
 	f([]float64{5, 1, 4, 2, 3}, 4.8, 1, 5)
 	f([]float64{-1, -1, -1, -1, -1}, -1, -1, -1)
 	f([]float64{10, 0, 0, 0, 0}, 8, 0, 10)
-	// From the sixth sample on, min and max stay exact.
-	f([]float64{5, 1, 4, 2, 3, 0.5, 9}, math.NaN(), 0.5, 9)
+	f([]float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, 9.55, 1, 10)
+	f([]float64{12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1}, 11.45, 1, 12)
+}
+
+// TestP2TakesOver: past p2Exact samples the estimate comes from markers
+// started at the order statistics nearest their positions: min and max stay
+// exact, and on a rising series (P²'s hard case: every sample lands above
+// the markers, which may move one position per sample) the p95 stays within
+// 2.5 order statistics of the exact value.
+func TestP2TakesOver(t *testing.T) {
+	for n := p2Exact + 1; n <= 40; n++ {
+		xs := make([]float64, n)
+		for i := range xs {
+			xs[i] = float64(i + 1)
+		}
+		e, c := feedP2(xs)
+		exact := exactQuantile(xs, p2Quantile)
+		got := e.quantile(c)
+		if lo, hi := e.minMax(c); lo != 1 || hi != float64(n) {
+			t.Fatalf("n=%d: min/max %v %v", n, lo, hi)
+		}
+		if math.Abs(got-exact) > 2.5 {
+			t.Errorf("n=%d: p95 %v, exact %v", n, got, exact)
+		}
+	}
 }
 
 // TestP2Accuracy compares the P² estimate with the exact p95 of 100,000

@@ -8,7 +8,7 @@ import (
 )
 
 // window accumulates one series-field's points of one tumbling window
-// [start, start+plan.rollup). 112 bytes; min and max are P²'s extreme
+// [start, start+plan.rollup). 168 bytes; min and max are P²'s extreme
 // markers.
 type window struct {
 	start    int64

@@ -272,14 +272,24 @@ func (c *GroupConsumer) runPartition(ctx, genCtx context.Context, gen *kafka.Gen
 	}
 	p.log.Debug().Int64("offset", a.Offset).Msg("partition assigned")
 
+	// A revocation is the generation ending while no stop was requested.
+	// The first partition to return on a stop also ends the generation;
+	// that must not cut the other partitions' drains short, and their
+	// commits still count: the group has not rebalanced yet.
+	revoked := func() bool { return genCtx.Err() != nil && ctx.Err() == nil }
+
 	// fetchCtx ends with the stop or the assignment; workCtx lets handling
-	// and committing outlive a stop by DrainTimeout, but ends at once with
-	// the assignment, whose commits the coordinator would refuse anyway.
+	// and committing outlive a stop by DrainTimeout, but ends at once on a
+	// revocation, whose commits the coordinator would refuse anyway.
 	fetchCtx, stopFetch := context.WithCancel(ctx)
 	defer context.AfterFunc(genCtx, stopFetch)()
 	defer stopFetch()
 	workCtx, stopWork := service.WithDrain(ctx, c.cfg.DrainTimeout)
-	defer context.AfterFunc(genCtx, stopWork)()
+	defer context.AfterFunc(genCtx, func() {
+		if revoked() {
+			stopWork()
+		}
+	})()
 	defer stopWork()
 
 	idler, _ := h.(Idler)
@@ -291,11 +301,11 @@ func (c *GroupConsumer) runPartition(ctx, genCtx context.Context, gen *kafka.Gen
 		// reader prefetches a batch's worth meanwhile.
 		m, err := p.fetchFirst(r, fetchCtx, idler != nil && !idle)
 		switch {
-		case genCtx.Err() != nil:
-			p.log.Debug().Msg("partition revoked")
-			return nil
 		case ctx.Err() != nil:
 			return nil // stopped between batches: nothing in hand
+		case revoked():
+			p.log.Debug().Msg("partition revoked")
+			return nil
 		case errors.Is(err, errIdle):
 			idle = true
 			if err := idler.Idle(workCtx); err != nil {
@@ -320,12 +330,12 @@ func (c *GroupConsumer) runPartition(ctx, genCtx context.Context, gen *kafka.Gen
 		c.metrics.fetched.Add(float64(len(batch)))
 		last := &batch[len(batch)-1]
 		p.lag.Set(float64(max(0, last.HighWaterMark-last.Offset-1)))
-		if genCtx.Err() != nil {
-			return nil // revoked mid-batch: the next owner fetches it again
+		if revoked() {
+			return nil // the next owner fetches the batch again
 		}
 		// On a stop, the batch in hand is still handled and committed.
 		if err := p.handle(workCtx, batch); err != nil {
-			if genCtx.Err() != nil {
+			if revoked() {
 				return nil
 			}
 			return err

@@ -37,7 +37,7 @@ func produceN(t *testing.T, cfg Config, topic string, n int) {
 	defer w.Close()
 	msgs := make([]kafka.Message, n)
 	for i := range msgs {
-		msgs[i] = kafka.Message{Key: []byte("series-" + strconv.Itoa(i%7)), Value: []byte(strconv.Itoa(i))}
+		msgs[i] = kafka.Message{Key: []byte("series-" + strconv.Itoa(i%41)), Value: []byte(strconv.Itoa(i))}
 	}
 	if err := w.WriteMessages(t.Context(), msgs...); err != nil {
 		t.Fatal(err)
@@ -191,5 +191,89 @@ func TestDeadLettersCarryReasonAndSource(t *testing.T) {
 	}
 	if string(m.Value) != string(src.Value) || string(m.Key) != "k" {
 		t.Errorf("message changed: key %q value %q", m.Key, m.Value)
+	}
+}
+
+// TestStopDrainsEveryPartition: a stop arrives while every partition has a
+// batch in hand and its handler honours ctx. Each batch must still be
+// handled and committed: the first partition to finish ends kafka-go's
+// generation, and that must not cut the others' drains short.
+func TestStopDrainsEveryPartition(t *testing.T) {
+	const topic, parts, n = "metrics", 4, 400
+	_, cfg := fakeCluster(t, topic, parts)
+	produceN(t, cfg, topic, n)
+	gc := newTestConsumer(t, cfg, topic, "g")
+	defer gc.Close()
+
+	ctx, stop := context.WithCancel(t.Context())
+	var mu sync.Mutex
+	release := map[int]chan struct{}{}
+	for p := range parts {
+		release[p] = make(chan struct{})
+	}
+	inHand, handled, cut := map[int]bool{}, 0, 0
+	runErr := make(chan error, 1)
+	go func() {
+		runErr <- gc.Run(ctx, func(int) (Handler, error) {
+			return HandlerFunc(func(ctx context.Context, batch []kafka.Message) error {
+				p := batch[0].Partition
+				mu.Lock()
+				inHand[p] = true
+				mu.Unlock()
+				select { // a write that takes a while and honours ctx
+				case <-release[p]:
+				case <-ctx.Done():
+					mu.Lock()
+					cut++
+					mu.Unlock()
+					return ctx.Err()
+				}
+				mu.Lock()
+				handled += len(batch)
+				mu.Unlock()
+				return nil
+			}), nil
+		})
+	}()
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			mu.Lock()
+			ok := cond()
+			mu.Unlock()
+			if ok {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitFor("a batch in every partition", func() bool { return len(inHand) == parts })
+	stop()
+	close(release[0]) // partition 0 finishes its drain and returns first
+	// The others keep draining: none of their writes may be cut short
+	// within the drain timeout, however long partition 0 has been gone.
+	waitFor("partition 0 handled", func() bool { return handled > 0 })
+	poll := time.Now().Add(time.Second)
+	for time.Now().Before(poll) {
+		mu.Lock()
+		c := cut
+		mu.Unlock()
+		if c > 0 {
+			t.Fatalf("%d drains cut short when another partition finished", c)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for p := 1; p < parts; p++ {
+		close(release[p])
+	}
+	if err := <-runErr; err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if got := committedTotal(t, cfg, "g", topic); got != int64(handled) {
+		t.Fatalf("committed %d, handled %d: every batch in hand at the stop must be handled and committed", got, handled)
 	}
 }

@@ -20,7 +20,7 @@ const EnvRace = "METRICPIPE_TEST_RACE"
 // and returns their paths by name.
 func BuildServices(t testing.TB, dir string) map[string]string {
 	t.Helper()
-	root := moduleRoot(t)
+	root := ModuleRoot(t)
 	bins := map[string]string{}
 	for _, name := range []string{"producer", "consumer", "analyzer"} {
 		out := filepath.Join(dir, name)
@@ -38,7 +38,8 @@ func BuildServices(t testing.TB, dir string) map[string]string {
 	return bins
 }
 
-func moduleRoot(t testing.TB) string {
+// ModuleRoot returns the repository root (where go.mod is).
+func ModuleRoot(t testing.TB) string {
 	t.Helper()
 	out, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {

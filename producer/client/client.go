@@ -1,0 +1,261 @@
+// Package client is the Go API for writing your own metricpipe producer:
+// build a Producer from a Config, Send points (asynchronously, batched,
+// keyed by series so each series stays in one partition and in order),
+// Flush to wait for Kafka's acknowledgements, Close when done.
+//
+//	p, err := client.New(client.Config{Kafka: kafkaio.Config{Brokers: []string{"kafka:9092"}}})
+//	...
+//	err = p.Send(ctx, point.Point{Measurement: "temperature",
+//		Tags: []point.Tag{{Key: "room", Value: "lab"}},
+//		Fields: []point.Field{{Key: "celsius", Value: 21.5}}, Time: time.Now().UnixNano()})
+//	...
+//	err = p.Close(ctx) // flushes
+//
+// Delivery is at least once: a point is acknowledged when every in-sync
+// replica has it (acks=all); failures after kafka-go's retries reach the
+// error handler (WithErrorHandler) and count in Stats.
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/metricpipe/metricpipe/shared/kafkaio"
+	"github.com/metricpipe/metricpipe/shared/point"
+)
+
+// ErrBufferFull is returned by Send when the buffer is full and the
+// Producer was configured to drop rather than wait.
+var ErrBufferFull = errors.New("producer buffer full: point dropped")
+
+// ErrClosed is returned by Send after Close.
+var ErrClosed = errors.New("producer closed")
+
+// Config configures a Producer. Zero values take the defaults noted.
+type Config struct {
+	Kafka  kafkaio.Config
+	Topic  string        // default "metrics"
+	Format point.Format  // wire format; default line protocol
+	Batch  int           // messages per produce request at most; default 1000
+	Linger time.Duration // how long a batch waits to fill; default 10ms
+	// Buffer bounds the points sent but not yet acknowledged; default 10000.
+	Buffer int
+	// DropWhenFull makes Send drop the point and return ErrBufferFull when
+	// the buffer is full, instead of waiting for room (the default).
+	DropWhenFull bool
+}
+
+func (c Config) withDefaults() Config {
+	if c.Topic == "" {
+		c.Topic = kafkaio.DefaultTopic
+	}
+	if c.Format == 0 {
+		c.Format = point.FormatLine
+	}
+	if c.Batch == 0 {
+		c.Batch = 1000
+	}
+	if c.Linger == 0 {
+		c.Linger = 10 * time.Millisecond
+	}
+	if c.Buffer == 0 {
+		c.Buffer = 10000
+	}
+	return c
+}
+
+// Validate reports every invalid setting.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	errs := []error{c.Kafka.Validate()}
+	if c.Format != point.FormatLine && c.Format != point.FormatJSON {
+		errs = append(errs, fmt.Errorf("format %d: want line protocol or JSON", c.Format))
+	}
+	if c.Batch < 1 {
+		errs = append(errs, fmt.Errorf("batch %d: want ≥ 1", c.Batch))
+	}
+	if c.Linger < 0 {
+		errs = append(errs, fmt.Errorf("linger %s: want ≥ 0", c.Linger))
+	}
+	if c.Buffer < 1 {
+		errs = append(errs, fmt.Errorf("buffer %d: want ≥ 1", c.Buffer))
+	}
+	return errors.Join(errs...)
+}
+
+// Option adjusts a Producer.
+type Option func(*Producer)
+
+// WithErrorHandler sets the function called, from a kafka-go goroutine, for
+// each batch that could not be delivered: err says why, points how many
+// were lost. It must not block for long.
+func WithErrorHandler(f func(err error, points int)) Option {
+	return func(p *Producer) { p.onError = f }
+}
+
+// Stats are a Producer's counters since New.
+type Stats struct {
+	Sent, Acked, Failed, Dropped int64 // points
+	Buffered                     int   // points sent but not yet acknowledged or failed
+}
+
+// Producer sends points to Kafka. It is safe for concurrent use.
+type Producer struct {
+	w       *kafka.Writer
+	format  point.Format
+	drop    bool
+	slots   chan struct{} // one per buffered point: the buffer bound
+	onError func(error, int)
+	headers []kafka.Header // shared, read-only
+
+	closed atomic.Bool
+	mu     sync.Mutex
+	idle   *sync.Cond // signalled when the buffer empties
+
+	sent, acked, failed, dropped atomic.Int64
+}
+
+// New returns a Producer for cfg. It does not contact Kafka until the first
+// batch is sent; the topic must exist (the producer service creates it).
+func New(cfg Config, opts ...Option) (*Producer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	p := &Producer{
+		format:  cfg.Format,
+		drop:    cfg.DropWhenFull,
+		slots:   make(chan struct{}, cfg.Buffer),
+		onError: func(error, int) {},
+		headers: []kafka.Header{{Key: kafkaio.HeaderContentType, Value: []byte(cfg.Format.ContentType())}},
+	}
+	p.idle = sync.NewCond(&p.mu)
+	for _, o := range opts {
+		o(p)
+	}
+	w, err := kafkaio.NewWriter(cfg.Kafka, cfg.Topic, kafkaio.WriterOptions{
+		BatchSize: cfg.Batch, Linger: cfg.Linger, Async: true, Completion: p.completed,
+	})
+	if err != nil {
+		return nil, err
+	}
+	p.w = w
+	return p, nil
+}
+
+// Send validates pt, encodes it and queues it for the next batch. It blocks
+// only while the buffer is full (until ctx ends), or returns ErrBufferFull
+// when configured to drop. A nil error means queued, not acknowledged: see
+// Flush. pt is not retained.
+func (p *Producer) Send(ctx context.Context, pt point.Point) error {
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	if len(pt.Tags) > 1 {
+		pt.Tags = append([]point.Tag(nil), pt.Tags...)
+		pt.SortTags()
+	}
+	if err := pt.Validate(); err != nil {
+		return fmt.Errorf("invalid point: %w", err)
+	}
+	if err := p.acquire(ctx); err != nil {
+		return err
+	}
+	key := point.AppendSeriesKey(nil, &pt)
+	var value []byte
+	if p.format == point.FormatJSON {
+		value = point.AppendJSON(nil, &pt)
+	} else {
+		value = point.AppendLine(nil, &pt)
+	}
+	p.sent.Add(1)
+	if err := p.w.WriteMessages(ctx, kafka.Message{Key: key, Value: value, Headers: p.headers}); err != nil {
+		p.release(1)
+		p.sent.Add(-1)
+		return fmt.Errorf("queue point: %w", err)
+	}
+	return nil
+}
+
+func (p *Producer) acquire(ctx context.Context) error {
+	select {
+	case p.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	if p.drop {
+		p.dropped.Add(1)
+		return ErrBufferFull
+	}
+	select {
+	case p.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("wait for buffer room: %w", ctx.Err())
+	}
+}
+
+func (p *Producer) release(n int) {
+	for range n {
+		<-p.slots
+	}
+	if len(p.slots) == 0 {
+		p.mu.Lock()
+		p.idle.Broadcast()
+		p.mu.Unlock()
+	}
+}
+
+// completed is kafka-go's callback for each finished batch.
+func (p *Producer) completed(msgs []kafka.Message, err error) {
+	if err != nil {
+		p.failed.Add(int64(len(msgs)))
+		p.onError(fmt.Errorf("deliver %d points: %w", len(msgs), err), len(msgs))
+	} else {
+		p.acked.Add(int64(len(msgs)))
+	}
+	p.release(len(msgs))
+}
+
+// Flush waits until every point sent before the call was acknowledged or
+// reported failed, or ctx ends. It returns an error if any point failed
+// since New.
+func (p *Producer) Flush(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() {
+		p.mu.Lock()
+		p.idle.Broadcast()
+		p.mu.Unlock()
+	})
+	defer stop()
+	p.mu.Lock()
+	for len(p.slots) > 0 && ctx.Err() == nil {
+		p.idle.Wait()
+	}
+	p.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("flush: %d points still in flight: %w", len(p.slots), err)
+	}
+	if n := p.failed.Load(); n > 0 {
+		return fmt.Errorf("flush: %d points failed since the start", n)
+	}
+	return nil
+}
+
+// Close flushes (within ctx) and releases the connections. Send fails with
+// ErrClosed afterwards.
+func (p *Producer) Close(ctx context.Context) error {
+	p.closed.Store(true)
+	ferr := p.Flush(ctx)
+	return errors.Join(ferr, p.w.Close())
+}
+
+// Stats returns the counters.
+func (p *Producer) Stats() Stats {
+	return Stats{Sent: p.sent.Load(), Acked: p.acked.Load(), Failed: p.failed.Load(), Dropped: p.dropped.Load(), Buffered: len(p.slots)}
+}

@@ -20,6 +20,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -119,6 +121,7 @@ type Producer struct {
 	idle   *sync.Cond // signalled when the buffer empties
 
 	sent, acked, failed, dropped atomic.Int64
+	sizeHint                     atomic.Int64 // bytes the last encoded point took, plus slack
 }
 
 // New returns a Producer for cfg. It does not contact Kafka until the first
@@ -157,8 +160,8 @@ func (p *Producer) Send(ctx context.Context, pt point.Point) error {
 	if p.closed.Load() {
 		return ErrClosed
 	}
-	if len(pt.Tags) > 1 {
-		pt.Tags = append([]point.Tag(nil), pt.Tags...)
+	if !slices.IsSortedFunc(pt.Tags, func(a, b point.Tag) int { return strings.Compare(a.Key, b.Key) }) {
+		pt.Tags = slices.Clone(pt.Tags) // the caller's slice is not ours to reorder
 		pt.SortTags()
 	}
 	if err := pt.Validate(); err != nil {
@@ -167,13 +170,17 @@ func (p *Producer) Send(ctx context.Context, pt point.Point) error {
 	if err := p.acquire(ctx); err != nil {
 		return err
 	}
-	key := point.AppendSeriesKey(nil, &pt)
-	var value []byte
+	// Key and value share one allocation, sized from the previous point.
+	buf := make([]byte, 0, p.sizeHint.Load())
+	buf = point.AppendSeriesKey(buf, &pt)
+	k := len(buf)
 	if p.format == point.FormatJSON {
-		value = point.AppendJSON(nil, &pt)
+		buf = point.AppendJSON(buf, &pt)
 	} else {
-		value = point.AppendLine(nil, &pt)
+		buf = point.AppendLine(buf, &pt)
 	}
+	p.sizeHint.Store(int64(len(buf)) + 16)
+	key, value := buf[:k:k], buf[k:]
 	p.sent.Add(1)
 	if err := p.w.WriteMessages(ctx, kafka.Message{Key: key, Value: value, Headers: p.headers}); err != nil {
 		p.release(1)

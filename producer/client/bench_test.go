@@ -1,0 +1,103 @@
+package client
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/metricpipe/metricpipe/internal/testbed"
+	"github.com/metricpipe/metricpipe/shared/kafkaio"
+	"github.com/metricpipe/metricpipe/shared/point"
+)
+
+const benchProduce = 200000
+
+// BenchmarkProducerThroughput sends the same points to the test bed's Kafka
+// through a Producer and, as the baseline in the same iteration, through a
+// bare kafka-go Writer writing the same pre-encoded messages with the same
+// batch settings (async, acks=all, batch 1000, linger 10ms). It reports
+// points/s of each and their ratio (target ≥ 0.9).
+func BenchmarkProducerThroughput(b *testing.B) {
+	kc := kafkaio.Config{Brokers: []string{testbed.KafkaBrokers(b)}}
+	admin, err := kafkaio.NewAdmin(kc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pts := make([]point.Point, benchProduce)
+	msgs := make([]kafka.Message, benchProduce)
+	headers := []kafka.Header{{Key: kafkaio.HeaderContentType, Value: []byte(point.FormatLine.ContentType())}}
+	for i := range pts {
+		pts[i] = pt(i)
+		pts[i].Tags[0].Value = "r" + string(rune('a'+i%26))
+		msgs[i] = kafka.Message{Key: point.AppendSeriesKey(nil, &pts[i]), Value: point.AppendLine(nil, &pts[i]), Headers: headers}
+	}
+	var viaClient, bare time.Duration
+	topic := func() string {
+		t := testbed.UniqueName("bench-produce-")
+		if err := admin.EnsureTopics(b.Context(), kafkaio.TopicSpec{Name: t, Partitions: 8, ReplicationFactor: 1}); err != nil {
+			b.Fatal(err)
+		}
+		return t
+	}
+	for range b.N {
+		// Bare, client, client, bare: drift over the iteration (the broker
+		// warming up, a neighbour's load) weighs on both sides alike.
+		bare += writeBare(b, kc, topic(), msgs)
+		viaClient += sendAll(b, kc, topic(), pts)
+		viaClient += sendAll(b, kc, topic(), pts)
+		bare += writeBare(b, kc, topic(), msgs)
+	}
+	n := float64(2 * benchProduce * b.N)
+	b.ReportMetric(n/viaClient.Seconds(), "client-points/s")
+	b.ReportMetric(n/bare.Seconds(), "writer-points/s")
+	b.ReportMetric(bare.Seconds()/viaClient.Seconds(), "ratio")
+	b.ReportMetric(0, "ns/op")
+}
+
+func sendAll(b *testing.B, kc kafkaio.Config, topic string, pts []point.Point) time.Duration {
+	p, err := New(Config{Kafka: kc, Topic: topic}) // the defaults: buffer 10,000, batch 1000, linger 10ms
+	if err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	for i := range pts {
+		if err := p.Send(b.Context(), pts[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := p.Close(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	return time.Since(start)
+}
+
+func writeBare(b *testing.B, kc kafkaio.Config, topic string, msgs []kafka.Message) time.Duration {
+	var wg sync.WaitGroup
+	var failed error
+	w, err := kafkaio.NewWriter(kc, topic, kafkaio.WriterOptions{Async: true, Completion: func(m []kafka.Message, err error) {
+		if err != nil {
+			failed = err
+		}
+		for range m {
+			wg.Done()
+		}
+	}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	wg.Add(len(msgs))
+	for i := range msgs {
+		if err := w.WriteMessages(b.Context(), msgs[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if err := w.Close(); err != nil || failed != nil {
+		b.Fatal(err, failed)
+	}
+	return elapsed
+}

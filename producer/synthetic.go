@@ -11,11 +11,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/rs/zerolog"
-	"github.com/segmentio/kafka-go"
 	"github.com/urfave/cli/v2"
 
-	"github.com/metricpipe/metricpipe/shared/kafkaio"
+	"github.com/metricpipe/metricpipe/producer/client"
 	"github.com/metricpipe/metricpipe/shared/point"
 	"github.com/metricpipe/metricpipe/shared/retry"
 	"github.com/metricpipe/metricpipe/shared/service"
@@ -23,9 +21,7 @@ import (
 
 // syntheticConfig configures `producer synthetic`.
 type syntheticConfig struct {
-	Service     service.Config
-	Kafka       kafkaio.Config
-	Topic       kafkaio.TopicSpec
+	Delivery    deliveryConfig
 	Series      int
 	Rate        float64 // points/s over all series; 0: as fast as possible
 	Count       int64   // points to send; 0: no limit
@@ -33,13 +29,10 @@ type syntheticConfig struct {
 	Interval    time.Duration // event-time step between two points of a series
 	Seed        uint64
 	Measurement string
-	Format      point.Format
-	BatchSize   int
-	Linger      time.Duration
 }
 
 func (c syntheticConfig) Validate() error {
-	errs := []error{c.Service.Validate(), c.Kafka.Validate(), c.Topic.Validate()}
+	errs := []error{c.Delivery.Validate()}
 	if c.Series < 1 {
 		errs = append(errs, fmt.Errorf("--series %d: want ≥ 1", c.Series))
 	}
@@ -58,15 +51,6 @@ func (c syntheticConfig) Validate() error {
 	if c.Measurement == "" {
 		errs = append(errs, errors.New("--measurement is empty"))
 	}
-	if c.Format == 0 {
-		errs = append(errs, errors.New("--format: want line or json"))
-	}
-	if c.BatchSize < 1 {
-		errs = append(errs, fmt.Errorf("--batch-size %d: want ≥ 1", c.BatchSize))
-	}
-	if c.Linger < 0 {
-		errs = append(errs, fmt.Errorf("--linger %s: want ≥ 0", c.Linger))
-	}
 	return errors.Join(errs...)
 }
 
@@ -80,23 +64,15 @@ func syntheticCommand(stderr io.Writer) *cli.Command {
 		&cli.DurationFlag{Name: "interval", Value: time.Second, Usage: "event-time step between two points of one series", EnvVars: env("interval")},
 		&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "random seed; the same seed gives the same values", EnvVars: env("seed")},
 		&cli.StringFlag{Name: "measurement", Value: "synthetic", Usage: "measurement name of the points", EnvVars: env("measurement")},
-		&cli.StringFlag{Name: "format", Value: "line", Usage: "wire format: line (InfluxDB line protocol) or json", EnvVars: env("format")},
-		&cli.IntFlag{Name: "batch-size", Value: 1000, Usage: "messages per produce request at most", EnvVars: env("batch-size")},
-		&cli.DurationFlag{Name: "linger", Value: 10 * time.Millisecond, Usage: "time a produce batch waits to fill", EnvVars: env("linger")},
 	}
-	flags = append(flags, kafkaio.TopicFlags()...)
-	flags = append(flags, kafkaio.Flags("metricpipe-producer")...)
-	flags = append(flags, service.Flags("127.0.0.1:9101")...)
 	return &cli.Command{
 		Name:  "synthetic",
 		Usage: "generate synthetic series (seasonality, trend, noise, random walk)",
-		Flags: flags,
+		Flags: append(flags, deliveryFlags()...),
 		Action: func(c *cli.Context) error {
-			kc, kerr := kafkaio.ConfigFromCLI(c)
+			d, derr := deliveryConfigFromCLI(c)
 			cfg := syntheticConfig{
-				Service:     service.ConfigFromCLI(c),
-				Kafka:       kc,
-				Topic:       kafkaio.TopicSpecFromCLI(c, c.String("topic")),
+				Delivery:    d,
 				Series:      c.Int("series"),
 				Rate:        c.Float64("rate"),
 				Count:       c.Int64("count"),
@@ -104,158 +80,63 @@ func syntheticCommand(stderr io.Writer) *cli.Command {
 				Interval:    c.Duration("interval"),
 				Seed:        c.Uint64("seed"),
 				Measurement: c.String("measurement"),
-				Format:      parseFormat(c.String("format")),
-				BatchSize:   c.Int("batch-size"),
-				Linger:      c.Duration("linger"),
 			}
-			if err := errors.Join(kerr, cfg.Validate()); err != nil {
+			if err := errors.Join(derr, cfg.Validate()); err != nil {
 				return err
 			}
-			log := service.NewLogger(stderr, cfg.Service, "producer")
-			return runSynthetic(c.Context, cfg, log)
+			log := service.NewLogger(stderr, cfg.Delivery.Service, "producer")
+			gen := newGenerator(cfg)
+			return runSource(c.Context, cfg.Delivery, log, "synthetic", func(ctx context.Context, out sink, _ *prometheus.Registry, _ func(context.Context) error) error {
+				return generate(ctx, cfg, gen, out)
+			})
 		},
 	}
 }
 
-func parseFormat(s string) point.Format {
-	switch s {
-	case "line":
-		return point.FormatLine
-	case "json":
-		return point.FormatJSON
-	}
-	return 0
-}
-
-type producerMetrics struct {
-	points, bytes, batches, errors prometheus.Counter
-	latency                        prometheus.Histogram
-}
-
-func newProducerMetrics(reg prometheus.Registerer) producerMetrics {
-	m := producerMetrics{
-		points:  prometheus.NewCounter(prometheus.CounterOpts{Name: "metricpipe_producer_points_sent_total", Help: "Points acknowledged by Kafka."}),
-		bytes:   prometheus.NewCounter(prometheus.CounterOpts{Name: "metricpipe_producer_bytes_sent_total", Help: "Message value bytes acknowledged by Kafka."}),
-		batches: prometheus.NewCounter(prometheus.CounterOpts{Name: "metricpipe_producer_batches_total", Help: "Produce batches acknowledged by Kafka."}),
-		errors:  prometheus.NewCounter(prometheus.CounterOpts{Name: "metricpipe_producer_errors_total", Help: "Produce attempts that failed (retried)."}),
-		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "metricpipe_producer_produce_seconds", Help: "Time from handing a batch to Kafka to its acknowledgement.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
-	}
-	reg.MustRegister(m.points, m.bytes, m.batches, m.errors, m.latency)
-	return m
-}
-
-func runSynthetic(ctx context.Context, cfg syntheticConfig, log zerolog.Logger) error {
-	reg := service.NewRegistry()
-	metrics := newProducerMetrics(reg)
-	admin, err := kafkaio.NewAdmin(cfg.Kafka)
-	if err != nil {
-		return err
-	}
-	checks := []service.Check{{Name: "kafka", Probe: admin.Ping}}
-	return service.Run(ctx, log, cfg.Service.HTTPAddr, reg, checks, func(ctx context.Context) error {
-		if err := admin.EnsureTopics(ctx, cfg.Topic); err != nil {
-			return err
-		}
-		w, err := kafkaio.NewWriter(cfg.Kafka, cfg.Topic.Name, kafkaio.WriterOptions{BatchSize: cfg.BatchSize, Linger: cfg.Linger})
-		if err != nil {
-			return err
-		}
-		defer w.Close()
-		gen := newGenerator(cfg)
-		start := time.Now()
-		sent, err := produce(ctx, cfg, gen, w, metrics, log)
-		log.Info().Int64("points", sent).Dur("elapsed", time.Since(start)).Str("topic", cfg.Topic.Name).Msg("synthetic load done")
-		return err
-	})
-}
-
-// produce sends generated points in batches until the count or duration is
-// reached or ctx is done. A batch handed to Kafka is retried until
-// acknowledged, until drainTimeout after ctx ended at the latest.
-func produce(ctx context.Context, cfg syntheticConfig, gen *generator, w *kafka.Writer, m producerMetrics, log zerolog.Logger) (int64, error) {
-	var (
-		sent    int64
-		arena   []byte
-		msgs    = make([]kafka.Message, 0, cfg.BatchSize)
-		pt      point.Point
-		headers = []kafka.Header{{Key: kafkaio.HeaderContentType, Value: []byte(cfg.Format.ContentType())}} // shared, read-only
-		started = time.Now()
-	)
+// generate sends generated points until the count or duration is reached
+// or ctx is done.
+func generate(ctx context.Context, cfg syntheticConfig, gen *generator, out sink) error {
 	if cfg.Duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, cfg.Duration)
 		defer cancel()
 	}
-	// A batch handed to Kafka is finished even when a stop arrives meanwhile.
-	sendCtx, stopSend := service.WithDrain(ctx, drainTimeout)
-	defer stopSend()
+	var (
+		sent    int64
+		pt      point.Point
+		started = time.Now()
+	)
 	for ctx.Err() == nil && (cfg.Count == 0 || sent < cfg.Count) {
-		n := cfg.BatchSize
-		if cfg.Count > 0 {
-			n = int(min(int64(n), cfg.Count-sent))
-		}
+		n := int64(1000)
 		if cfg.Rate > 0 {
-			// Batches of at most 100 ms worth of points, each sent when its
-			// first point is due: the schedule, not per-batch sleeps, keeps
-			// the rate however long the writes take.
-			n = max(1, min(n, int(cfg.Rate/10)))
+			// Bursts of at most 100 ms worth of points, each sent when its
+			// first point is due: the schedule, not per-burst sleeps, keeps
+			// the rate however long the sends take.
+			n = max(1, int64(cfg.Rate/10))
 			due := started.Add(time.Duration(float64(sent) / cfg.Rate * float64(time.Second)))
 			if retry.Sleep(ctx, time.Until(due)) != nil {
 				break
 			}
 		}
-		msgs, arena = msgs[:0], arena[:0]
+		if cfg.Count > 0 {
+			n = min(n, cfg.Count-sent)
+		}
 		for range n {
 			gen.next(&pt)
-			keyStart := len(arena)
-			arena = point.AppendSeriesKey(arena, &pt)
-			valStart := len(arena)
-			if cfg.Format == point.FormatJSON {
-				arena = point.AppendJSON(arena, &pt)
-			} else {
-				arena = point.AppendLine(arena, &pt)
+			if err := out.Send(ctx, pt); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				if errors.Is(err, client.ErrBufferFull) {
+					continue // counted by the producer; --drop-when-full asked for it
+				}
+				return err
 			}
-			// Key and value point into arena; when append moves arena, the
-			// old array keeps the bytes already sliced, so they stay valid.
-			msgs = append(msgs, kafka.Message{
-				Key:     arena[keyStart:valStart:valStart],
-				Value:   arena[valStart:len(arena):len(arena)],
-				Headers: headers,
-			})
+			sent++
 		}
-		if err := send(sendCtx, w, msgs, m, log); err != nil {
-			return sent, err
-		}
-		sent += int64(n)
-	}
-	return sent, nil
-}
-
-// send writes one batch, retrying until Kafka acknowledges it or ctx ends.
-func send(ctx context.Context, w *kafka.Writer, msgs []kafka.Message, m producerMetrics, log zerolog.Logger) error {
-	start := time.Now()
-	err := retry.Do(ctx, retry.DefaultBackoff(), func(ctx context.Context) error {
-		return w.WriteMessages(ctx, msgs...)
-	}, func(attempt int, delay time.Duration, err error) {
-		m.errors.Inc()
-		log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", delay).Int("messages", len(msgs)).Msg("produce failed; retrying")
-	})
-	if err != nil {
-		return fmt.Errorf("produce %d messages to %q: %w", len(msgs), w.Topic, err)
-	}
-	m.latency.Observe(time.Since(start).Seconds())
-	m.batches.Inc()
-	m.points.Add(float64(len(msgs)))
-	for i := range msgs {
-		m.bytes.Add(float64(len(msgs[i].Value)))
 	}
 	return nil
 }
-
-// drainTimeout bounds how long a batch already handed to Kafka may take to be
-// acknowledged after a stop was requested.
-const drainTimeout = 30 * time.Second
 
 // generator produces the synthetic series: each a level with a daily-like
 // seasonal swing, a slow trend, a random walk and noise, reproducible from the

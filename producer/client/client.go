@@ -94,6 +94,13 @@ func (c Config) Validate() error {
 // Option adjusts a Producer.
 type Option func(*Producer)
 
+// WithLatencyObserver sets a function called, from a kafka-go goroutine,
+// with the time from Send to Kafka's acknowledgement of each batch's first
+// point (for a produce-latency histogram).
+func WithLatencyObserver(f func(time.Duration)) Option {
+	return func(p *Producer) { p.observe = f }
+}
+
 // WithErrorHandler sets the function called, from a kafka-go goroutine, for
 // each batch that could not be delivered: err says why, points how many
 // were lost. It must not block for long.
@@ -104,6 +111,7 @@ func WithErrorHandler(f func(err error, points int)) Option {
 // Stats are a Producer's counters since New.
 type Stats struct {
 	Sent, Acked, Failed, Dropped int64 // points
+	BytesAcked                   int64 // message bytes (keys and values) acknowledged
 	Buffered                     int   // points sent but not yet acknowledged or failed
 }
 
@@ -114,6 +122,7 @@ type Producer struct {
 	drop    bool
 	slots   chan struct{} // one per buffered point: the buffer bound
 	onError func(error, int)
+	observe func(time.Duration)
 	headers []kafka.Header // shared, read-only
 
 	closed atomic.Bool
@@ -121,6 +130,7 @@ type Producer struct {
 	idle   *sync.Cond // signalled when the buffer empties
 
 	sent, acked, failed, dropped atomic.Int64
+	bytesAcked                   atomic.Int64
 	sizeHint                     atomic.Int64 // bytes the last encoded point took, plus slack
 }
 
@@ -136,6 +146,7 @@ func New(cfg Config, opts ...Option) (*Producer, error) {
 		drop:    cfg.DropWhenFull,
 		slots:   make(chan struct{}, cfg.Buffer),
 		onError: func(error, int) {},
+		observe: func(time.Duration) {},
 		headers: []kafka.Header{{Key: kafkaio.HeaderContentType, Value: []byte(cfg.Format.ContentType())}},
 	}
 	p.idle = sync.NewCond(&p.mu)
@@ -155,20 +166,80 @@ func New(cfg Config, opts ...Option) (*Producer, error) {
 // Send validates pt, encodes it and queues it for the next batch. It blocks
 // only while the buffer is full (until ctx ends), or returns ErrBufferFull
 // when configured to drop. A nil error means queued, not acknowledged: see
-// Flush. pt is not retained.
+// Flush, or SendBatch. pt is not retained.
 func (p *Producer) Send(ctx context.Context, pt point.Point) error {
-	if p.closed.Load() {
-		return ErrClosed
+	msg, err := p.encode(pt)
+	if err != nil {
+		return err
 	}
+	return p.enqueue(ctx, msg, &inflight{sent: time.Now()})
+}
+
+// SendBatch sends pts and waits until Kafka acknowledged all of them (or
+// ctx ends): for callers that must not report success before, such as the
+// HTTP write endpoint. Invalid points are rejected before any is sent.
+// Full-buffer handling is as for Send; on ErrBufferFull or ctx's end some
+// points may have been sent.
+func (p *Producer) SendBatch(ctx context.Context, pts []point.Point) error {
+	msgs := make([]kafka.Message, len(pts))
+	for i := range pts {
+		m, err := p.encode(pts[i])
+		if err != nil {
+			return fmt.Errorf("point %d: %w", i+1, err)
+		}
+		msgs[i] = m
+	}
+	w := &batchWait{done: make(chan struct{})}
+	w.pending.Store(int64(len(msgs)) + 1) // +1 until every point was queued
+	now := time.Now()
+	for i := range msgs {
+		if err := p.enqueue(ctx, msgs[i], &inflight{sent: now, batch: w}); err != nil {
+			w.finish(err)
+			return err
+		}
+	}
+	w.finish(nil)
+	select {
+	case <-w.done:
+		return w.err
+	case <-ctx.Done():
+		return fmt.Errorf("wait for acknowledgement: %w", ctx.Err())
+	}
+}
+
+// inflight travels with a message (kafka.Message.WriterData) to the
+// completion callback.
+type inflight struct {
+	sent  time.Time
+	batch *batchWait // nil for Send
+}
+
+// batchWait counts a SendBatch's messages still unacknowledged.
+type batchWait struct {
+	pending atomic.Int64
+	mu      sync.Mutex
+	err     error
+	done    chan struct{}
+}
+
+func (w *batchWait) finish(err error) {
+	if err != nil {
+		w.mu.Lock()
+		w.err = errors.Join(w.err, err)
+		w.mu.Unlock()
+	}
+	if w.pending.Add(-1) == 0 {
+		close(w.done)
+	}
+}
+
+func (p *Producer) encode(pt point.Point) (kafka.Message, error) {
 	if !slices.IsSortedFunc(pt.Tags, func(a, b point.Tag) int { return strings.Compare(a.Key, b.Key) }) {
 		pt.Tags = slices.Clone(pt.Tags) // the caller's slice is not ours to reorder
 		pt.SortTags()
 	}
 	if err := pt.Validate(); err != nil {
-		return fmt.Errorf("invalid point: %w", err)
-	}
-	if err := p.acquire(ctx); err != nil {
-		return err
+		return kafka.Message{}, fmt.Errorf("invalid point: %w", err)
 	}
 	// Key and value share one allocation, sized from the previous point.
 	buf := make([]byte, 0, p.sizeHint.Load())
@@ -180,9 +251,19 @@ func (p *Producer) Send(ctx context.Context, pt point.Point) error {
 		buf = point.AppendLine(buf, &pt)
 	}
 	p.sizeHint.Store(int64(len(buf)) + 16)
-	key, value := buf[:k:k], buf[k:]
+	return kafka.Message{Key: buf[:k:k], Value: buf[k:], Headers: p.headers}, nil
+}
+
+func (p *Producer) enqueue(ctx context.Context, m kafka.Message, in *inflight) error {
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	if err := p.acquire(ctx); err != nil {
+		return err
+	}
+	m.WriterData = in
 	p.sent.Add(1)
-	if err := p.w.WriteMessages(ctx, kafka.Message{Key: key, Value: value, Headers: p.headers}); err != nil {
+	if err := p.w.WriteMessages(ctx, m); err != nil {
 		p.release(1)
 		p.sent.Add(-1)
 		return fmt.Errorf("queue point: %w", err)
@@ -222,10 +303,24 @@ func (p *Producer) release(n int) {
 // completed is kafka-go's callback for each finished batch.
 func (p *Producer) completed(msgs []kafka.Message, err error) {
 	if err != nil {
+		err = fmt.Errorf("deliver %d points: %w", len(msgs), err)
 		p.failed.Add(int64(len(msgs)))
-		p.onError(fmt.Errorf("deliver %d points: %w", len(msgs), err), len(msgs))
+		p.onError(err, len(msgs))
 	} else {
 		p.acked.Add(int64(len(msgs)))
+		var n int
+		for i := range msgs {
+			n += len(msgs[i].Key) + len(msgs[i].Value)
+		}
+		p.bytesAcked.Add(int64(n))
+		if in, ok := msgs[0].WriterData.(*inflight); ok {
+			p.observe(time.Since(in.sent))
+		}
+	}
+	for i := range msgs {
+		if in, ok := msgs[i].WriterData.(*inflight); ok && in.batch != nil {
+			in.batch.finish(err)
+		}
 	}
 	p.release(len(msgs))
 }
@@ -264,5 +359,6 @@ func (p *Producer) Close(ctx context.Context) error {
 
 // Stats returns the counters.
 func (p *Producer) Stats() Stats {
-	return Stats{Sent: p.sent.Load(), Acked: p.acked.Load(), Failed: p.failed.Load(), Dropped: p.dropped.Load(), Buffered: len(p.slots)}
+	return Stats{Sent: p.sent.Load(), Acked: p.acked.Load(), Failed: p.failed.Load(), Dropped: p.dropped.Load(),
+		BytesAcked: p.bytesAcked.Load(), Buffered: len(p.slots)}
 }

@@ -223,3 +223,29 @@ func TestDeliveryFailuresReachTheErrorHandler(t *testing.T) {
 		t.Fatalf("Close error %q does not count the failed points", err)
 	}
 }
+
+func TestSendBatchWaitsForAcknowledgement(t *testing.T) {
+	cfg, open := stalled(t)
+	p, err := New(Config{Kafka: cfg, Linger: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(t.Context())
+	batch := []point.Point{pt(1), pt(2), pt(3)}
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	if err := p.SendBatch(ctx, batch); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("SendBatch with the broker holding the batch = %v, want it to wait", err)
+	}
+	open()
+	if err := p.SendBatch(t.Context(), batch); err != nil {
+		t.Fatalf("SendBatch = %v", err)
+	}
+	if st := p.Stats(); st.Acked < 3 {
+		t.Fatalf("SendBatch returned before its points were acknowledged: %+v", st)
+	}
+	bad := []point.Point{pt(4), {Measurement: "x"}}
+	if err := p.SendBatch(t.Context(), bad); !errors.Is(err, point.ErrNoFields) || !strings.Contains(err.Error(), "point 2") {
+		t.Fatalf("SendBatch with an invalid point = %v", err)
+	}
+}

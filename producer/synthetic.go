@@ -1,13 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
-	"math/rand/v2"
-	"strconv"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,6 +30,8 @@ type syntheticConfig struct {
 	Interval    time.Duration // event-time step between two points of a series
 	Seed        uint64
 	Measurement string
+	AnomalyRate float64 // probability per point that an anomaly starts on its series
+	GroundTruth string  // file the anomaly labels are written to, JSON lines ("": none)
 }
 
 func (c syntheticConfig) Validate() error {
@@ -51,6 +54,9 @@ func (c syntheticConfig) Validate() error {
 	if c.Measurement == "" {
 		errs = append(errs, errors.New("--measurement is empty"))
 	}
+	if !(c.AnomalyRate >= 0 && c.AnomalyRate <= 1) {
+		errs = append(errs, fmt.Errorf("--anomaly-rate %v: want a probability in [0, 1]", c.AnomalyRate))
+	}
 	return errors.Join(errs...)
 }
 
@@ -64,6 +70,8 @@ func syntheticCommand(stderr io.Writer) *cli.Command {
 		&cli.DurationFlag{Name: "interval", Value: time.Second, Usage: "event-time step between two points of one series", EnvVars: env("interval")},
 		&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "random seed; the same seed gives the same values", EnvVars: env("seed")},
 		&cli.StringFlag{Name: "measurement", Value: "synthetic", Usage: "measurement name of the points", EnvVars: env("measurement")},
+		&cli.Float64Flag{Name: "anomaly-rate", Usage: "probability per point that an anomaly (spike, level_shift, drift, flat_line, dropout) starts on its series", EnvVars: env("anomaly-rate")},
+		&cli.StringFlag{Name: "ground-truth", Usage: "file to write the injected anomalies to, one JSON object per line (series, kind, start, end)", EnvVars: env("ground-truth")},
 	}
 	return &cli.Command{
 		Name:  "synthetic",
@@ -80,15 +88,30 @@ func syntheticCommand(stderr io.Writer) *cli.Command {
 				Interval:    c.Duration("interval"),
 				Seed:        c.Uint64("seed"),
 				Measurement: c.String("measurement"),
+				AnomalyRate: c.Float64("anomaly-rate"),
+				GroundTruth: c.String("ground-truth"),
 			}
 			if err := errors.Join(derr, cfg.Validate()); err != nil {
 				return err
 			}
 			log := service.NewLogger(stderr, cfg.Delivery.Service, "producer")
 			gen := newGenerator(cfg)
-			return runSource(c.Context, cfg.Delivery, log, "synthetic", func(ctx context.Context, out sink, _ *prometheus.Registry, _ func(context.Context) error) error {
+			var truth *groundTruth
+			if cfg.GroundTruth != "" {
+				var err error
+				if truth, err = createGroundTruth(cfg.GroundTruth); err != nil {
+					return err
+				}
+				gen.onAnomaly = truth.add
+			}
+			err := runSource(c.Context, cfg.Delivery, log, "synthetic", func(ctx context.Context, out sink, _ *prometheus.Registry, _ func(context.Context) error) error {
 				return generate(ctx, cfg, gen, out)
 			})
+			if truth != nil {
+				err = errors.Join(err, truth.close())
+				log.Info().Str("file", cfg.GroundTruth).Int("anomalies", truth.n).Msg("ground truth written")
+			}
+			return err
 		},
 	}
 }
@@ -138,58 +161,36 @@ func generate(ctx context.Context, cfg syntheticConfig, gen *generator, out sink
 	return nil
 }
 
-// generator produces the synthetic series: each a level with a daily-like
-// seasonal swing, a slow trend, a random walk and noise, reproducible from the
-// seed. Series take turns, so every series advances at the same pace.
-type generator struct {
-	rng         *rand.Rand
-	measurement string
-	interval    time.Duration
-	start       int64
-	series      []seriesState
-	turn        int
+// groundTruth writes anomaly labels as JSON lines.
+type groundTruth struct {
+	f   *os.File
+	w   *bufio.Writer
+	n   int
+	err error
 }
 
-type seriesState struct {
-	tags               []point.Tag
-	level, amp, period float64 // period in points
-	trend, walk, noise float64
-	step               int64
-	fields             [1]point.Field
-}
-
-func newGenerator(cfg syntheticConfig) *generator {
-	rng := rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15))
-	g := &generator{
-		rng:         rng,
-		measurement: cfg.Measurement,
-		interval:    cfg.Interval,
-		start:       time.Now().Truncate(cfg.Interval).UnixNano(),
-		series:      make([]seriesState, cfg.Series),
+func createGroundTruth(path string) (*groundTruth, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--ground-truth: %w", err)
 	}
-	for i := range g.series {
-		s := &g.series[i]
-		s.tags = []point.Tag{{Key: "host", Value: "host-" + strconv.Itoa(i%100)}, {Key: "series", Value: strconv.Itoa(i)}}
-		s.level = 10 + rng.Float64()*90
-		s.amp = s.level * (0.05 + rng.Float64()*0.25)
-		s.period = float64(24*time.Hour/cfg.Interval) / (1 + float64(rng.IntN(24))) // a day, or a few hours
-		s.trend = (rng.Float64() - 0.5) * s.level * 1e-4
-		s.noise = s.level * 0.01
-	}
-	return g
+	return &groundTruth{f: f, w: bufio.NewWriter(f)}, nil
 }
 
-// next fills p with the next point; p's slices are reused between calls.
-func (g *generator) next(p *point.Point) {
-	s := &g.series[g.turn]
-	g.turn = (g.turn + 1) % len(g.series)
-	x := float64(s.step)
-	s.walk += g.rng.NormFloat64() * s.noise * 0.3
-	v := s.level + s.amp*math.Sin(2*math.Pi*x/s.period) + s.trend*x + s.walk + g.rng.NormFloat64()*s.noise
-	s.fields[0] = point.Field{Key: "value", Value: v}
-	p.Measurement = g.measurement
-	p.Tags = s.tags
-	p.Fields = s.fields[:]
-	p.Time = g.start + s.step*int64(g.interval)
-	s.step++
+func (g *groundTruth) add(l label) {
+	b, err := json.Marshal(l)
+	if err == nil {
+		b = append(b, '\n')
+		_, err = g.w.Write(b)
+	}
+	g.err = errors.Join(g.err, err)
+	g.n++
+}
+
+func (g *groundTruth) close() error {
+	err := errors.Join(g.err, g.w.Flush(), g.f.Close())
+	if err != nil {
+		return fmt.Errorf("write --ground-truth %s: %w", g.f.Name(), err)
+	}
+	return nil
 }

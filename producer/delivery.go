@@ -135,6 +135,7 @@ func registerStats(reg prometheus.Registerer, p *client.Producer) {
 	counter("points_failed_total", "Points Kafka did not take after retries.", func(s client.Stats) int64 { return s.Failed })
 	counter("points_dropped_total", "Points dropped because the buffer was full (--drop-when-full).", func(s client.Stats) int64 { return s.Dropped })
 	counter("bytes_sent_total", "Message bytes acknowledged by Kafka.", func(s client.Stats) int64 { return s.BytesAcked })
+	counter("batches_total", "Produce batches acknowledged by Kafka.", func(s client.Stats) int64 { return s.Batches })
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "metricpipe_producer_buffered_points",
 		Help: "Points sent but not yet acknowledged (bounded by --buffer)."}, func() float64 { return float64(p.Stats().Buffered) }))
 }

@@ -112,6 +112,7 @@ func WithErrorHandler(f func(err error, points int)) Option {
 type Stats struct {
 	Sent, Acked, Failed, Dropped int64 // points
 	BytesAcked                   int64 // message bytes (keys and values) acknowledged
+	Batches                      int64 // produce batches acknowledged
 	Buffered                     int   // points sent but not yet acknowledged or failed
 }
 
@@ -130,7 +131,7 @@ type Producer struct {
 	idle   *sync.Cond // signalled when the buffer empties
 
 	sent, acked, failed, dropped atomic.Int64
-	bytesAcked                   atomic.Int64
+	bytesAcked, batches          atomic.Int64
 	sizeHint                     atomic.Int64 // bytes the last encoded point took, plus slack
 }
 
@@ -313,6 +314,7 @@ func (p *Producer) completed(msgs []kafka.Message, err error) {
 			n += len(msgs[i].Key) + len(msgs[i].Value)
 		}
 		p.bytesAcked.Add(int64(n))
+		p.batches.Add(1)
 		if in, ok := msgs[0].WriterData.(*inflight); ok {
 			p.observe(time.Since(in.sent))
 		}
@@ -360,5 +362,5 @@ func (p *Producer) Close(ctx context.Context) error {
 // Stats returns the counters.
 func (p *Producer) Stats() Stats {
 	return Stats{Sent: p.sent.Load(), Acked: p.acked.Load(), Failed: p.failed.Load(), Dropped: p.dropped.Load(),
-		BytesAcked: p.bytesAcked.Load(), Buffered: len(p.slots)}
+		BytesAcked: p.bytesAcked.Load(), Batches: p.batches.Load(), Buffered: len(p.slots)}
 }

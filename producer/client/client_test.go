@@ -85,7 +85,7 @@ func TestSendFlushDeliversEveryPointInOrder(t *testing.T) {
 			if err := p.Close(t.Context()); err != nil {
 				t.Fatal(err)
 			}
-			if st := p.Stats(); st.Sent != n || st.Acked != n || st.Buffered != 0 {
+			if st := p.Stats(); st.Sent != n || st.Acked != n || st.Buffered != 0 || st.Batches == 0 || st.BytesAcked == 0 {
 				t.Fatalf("stats %+v", st)
 			}
 			for key, pts := range readAll(t, cfg, n) {

@@ -2,11 +2,15 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
 
 	"github.com/metricpipe/metricpipe/internal/testbed"
 )
@@ -53,4 +57,41 @@ func TestSyntheticGroundTruth(t *testing.T) {
 	c := b.consumer("c", testbed.FreeAddr(t))
 	b.waitCount("synthetic", "value", 5000, time.Minute)
 	stopGracefully(t, c)
+}
+
+// TestHTTPWriteEndpoint: the InfluxDB Go client, pointed at the producer's
+// write endpoint instead of InfluxDB, writes points that the consumer then
+// stores in InfluxDB; a bad line gets a 400 naming it.
+func TestHTTPWriteEndpoint(t *testing.T) {
+	b := newBed(t, "http")
+	listen := testbed.FreeAddr(t)
+	p := testbed.Start(t, "producer-http", b.bins["producer"], "http", "--kafka-brokers", b.brokers, "--topic", b.topic,
+		"--listen", listen, "--token", "s3cret", "--http-addr", testbed.FreeAddr(t), "--log-format", "console")
+	testbed.Eventually(t, 30*time.Second, "write endpoint up", func() (bool, string) {
+		resp, err := http.Get("http://" + listen + "/health")
+		if err != nil {
+			return false, err.Error()
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, resp.Status
+	})
+	client := influxdb2.NewClient("http://"+listen, "s3cret")
+	defer client.Close()
+	w := client.WriteAPIBlocking("any-org", "any-bucket")
+	base := time.Now().Add(-time.Minute)
+	var lines []string
+	for i := range 500 {
+		lines = append(lines, fmt.Sprintf("http_cpu,host=h%d usage=%d %d", i%5, i, base.Add(time.Duration(i)*time.Millisecond).UnixNano()))
+	}
+	if err := w.WriteRecord(t.Context(), lines...); err != nil {
+		t.Fatalf("write through the endpoint: %v", err)
+	}
+	err := w.WriteRecord(t.Context(), "http_cpu,host=a usage=1", "http_cpu,host=a usage=")
+	if err == nil || !strings.Contains(err.Error(), "line 2") {
+		t.Fatalf("bad batch: err = %v, want a 400 naming line 2", err)
+	}
+	c := b.consumer("c", testbed.FreeAddr(t))
+	b.waitCount("http_cpu", "usage", 500, time.Minute)
+	stopGracefully(t, c)
+	stopGracefully(t, p)
 }

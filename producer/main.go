@@ -16,6 +16,6 @@ func main() {
 
 func newApp(stdout, stderr io.Writer) *cli.App {
 	app := service.NewApp("producer", "push metric points to metricpipe's Kafka topic", stdout, stderr)
-	app.Commands = []*cli.Command{syntheticCommand(stderr), hostCommand(stderr), httpCommand(stderr)}
+	app.Commands = []*cli.Command{syntheticCommand(stderr), hostCommand(stderr), replayCommand(stderr), httpCommand(stderr)}
 	return app
 }

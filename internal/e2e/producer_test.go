@@ -95,3 +95,20 @@ func TestHTTPWriteEndpoint(t *testing.T) {
 	stopGracefully(t, c)
 	stopGracefully(t, p)
 }
+
+// TestReplayNABFile replays a NAB-style CSV with one malformed row: the
+// command ends non-zero naming file and line, and every good row reaches
+// InfluxDB.
+func TestReplayNABFile(t *testing.T) {
+	b := newBed(t, "replay")
+	file := filepath.Join(testbed.ModuleRoot(t), "producer", "testdata", "replay", "ec2_cpu_utilization_5f5533.csv")
+	p := testbed.Start(t, "producer-replay", b.bins["producer"], "replay", "--kafka-brokers", b.brokers, "--topic", b.topic,
+		"--measurement", "nab", "--http-addr", testbed.FreeAddr(t), "--log-format", "console", file)
+	err := p.Wait(time.Minute)
+	if err == nil || !strings.Contains(p.Output(), "ec2_cpu_utilization_5f5533.csv:12") {
+		t.Fatalf("replay: %v (want a non-zero exit naming the bad line)\n%s", err, p.Output())
+	}
+	c := b.consumer("c", testbed.FreeAddr(t))
+	b.waitCount("nab", "value", 19, time.Minute)
+	stopGracefully(t, c)
+}

@@ -44,8 +44,8 @@ type Config struct {
 	Kafka  kafkaio.Config
 	Topic  string        // default "metrics"
 	Format point.Format  // wire format; default line protocol
-	Batch  int           // messages per produce request at most; default 1000
-	Linger time.Duration // how long a batch waits to fill; default 10ms
+	Batch  int           // messages per produce request at most; default kafkaio's (1000)
+	Linger time.Duration // how long a batch waits to fill; default kafkaio's (10ms)
 	// Buffer bounds the points sent but not yet acknowledged; default 10000.
 	Buffer int
 	// DropWhenFull makes Send drop the point and return ErrBufferFull when
@@ -60,12 +60,6 @@ func (c Config) withDefaults() Config {
 	if c.Format == 0 {
 		c.Format = point.FormatLine
 	}
-	if c.Batch == 0 {
-		c.Batch = 1000
-	}
-	if c.Linger == 0 {
-		c.Linger = 10 * time.Millisecond
-	}
 	if c.Buffer == 0 {
 		c.Buffer = 10000
 	}
@@ -79,12 +73,7 @@ func (c Config) Validate() error {
 	if c.Format != point.FormatLine && c.Format != point.FormatJSON {
 		errs = append(errs, fmt.Errorf("format %d: want line protocol or JSON", c.Format))
 	}
-	if c.Batch < 1 {
-		errs = append(errs, fmt.Errorf("batch %d: want ≥ 1", c.Batch))
-	}
-	if c.Linger < 0 {
-		errs = append(errs, fmt.Errorf("linger %s: want ≥ 0", c.Linger))
-	}
+	errs = append(errs, kafkaio.WriterOptions{BatchSize: c.Batch, Linger: c.Linger}.Validate())
 	if c.Buffer < 1 {
 		errs = append(errs, fmt.Errorf("buffer %d: want ≥ 1", c.Buffer))
 	}

@@ -1,0 +1,99 @@
+// Package rules is the analyzer's alert rules: a YAML file, validated with
+// file:line:field errors, matched against series, evaluated per point, and
+// reloaded on SIGHUP and on change ([Watcher]).
+//
+// The analyzer forecasts every series (a measurement, its tags and one
+// numeric field), scores each point's surprise, and for each rule that
+// [Rule.Matches] the series asks [Rule.Eval] whether the rule's condition
+// holds for the point (or [Rule.Absent], between points, for absence
+// rules). What happens next, pending, firing and resolving, is the alert
+// lifecycle of package shared/alert; this package only answers "does this
+// rule apply?" and "is its condition true now?".
+//
+// # Rule file
+//
+// A commented example is testdata/example.yaml. The file holds one mapping
+// with one key, rules, a list of rules:
+//
+//	rules:
+//	  - name: cpu_high             # required, unique, letters, digits, _ . -
+//	    match:                     # optional; every pattern defaults to "*"
+//	      measurement: cpu
+//	      field: "usage_*"
+//	      tags: {host: "web-*"}    # each tag must be present and match
+//	    threshold: {of: value, above: 90}
+//	    for: 1m
+//	    keep_firing_for: 5m
+//	    hysteresis: 5
+//	    severity: critical
+//	    labels: {team: infra}
+//	    summary: 'CPU {{ .Value | printf "%.1f" }} > {{ .Threshold }} on {{ .Labels.host }}'
+//	    description: "..."
+//
+// The keys of a rule:
+//
+//   - name: required; unique in the file; made of A-Z a-z 0-9 _ . and -.
+//   - match: which series the rule applies to: measurement, field (the
+//     field's key) and tags (tag key → pattern; every listed tag must be on
+//     the series with a matching value, other tags are ignored). Patterns
+//     have the syntax of path.Match (*, ?, [a-z], [^a-z], \ to escape) but
+//     '*' and '?' also match '/', since tag values are often paths.
+//     Missing patterns, and a missing match, match everything.
+//   - threshold, anomaly, predictive or absence: the rule's condition,
+//     exactly one of the four (see Conditions below).
+//   - for: how long the condition must hold, in event time, before the alert
+//     fires; default 0.
+//   - keep_firing_for: how long the alert keeps firing after the condition
+//     cleared; default 0.
+//   - hysteresis: a number ≥ 0, default 0: once active, a threshold or
+//     predictive condition stays active until the value is back past its
+//     bound by this margin (above 90 with hysteresis 5 clears at 85 or
+//     less); an anomaly condition until the score or |z| falls below
+//     bound − hysteresis. It must leave the condition a way to clear (less
+//     than half an outside band, less than an anomaly bound) and is not
+//     allowed on absence rules.
+//   - severity: critical, warning (the default) or info.
+//   - labels: extra labels for the rule's alerts (name → value).
+//   - summary, description: text/template sources for the alert's texts,
+//     executed by [Rule.Render] with .Value, .Threshold, .HasThreshold,
+//     .Labels, .Rule and .Severity. Summary defaults to a sentence for the
+//     rule's kind ("cpu_high: value 93.5 above 90"), description to "".
+//     Templates may not use {{ define }}, {{ block }} or {{ template }}, may
+//     {{ range }} only over a field (.Labels), and render at most 16 KiB:
+//     an alert's text must not be able to stall the analyzer.
+//
+// Durations are Go durations ("90s", "5m", "1h30m"); days ("1d") are not
+// accepted: write "24h". Numbers are YAML numbers; a quoted "90" is a
+// string and rejected. An empty file, or an empty rules list, is a valid
+// file without rules. Aliases are followed; merge keys (<<) are rejected.
+//
+// # Conditions
+//
+//   - threshold: {of: S, above: X}, {of: S, below: X} or {of: S, outside:
+//     [lo, hi]}. S, the source, is value (the default), sma, ema or
+//     forecast (the one-step forecast made for the point). Above and below
+//     are strict; outside is true below lo or above hi, lo < hi.
+//   - anomaly: {score: s}, true when the anomaly score (in [0,1]) is at
+//     least s (0 < s ≤ 1); or {z: k}, true when the absolute residual
+//     z-score is at least k (k > 0). Never true while the series' model
+//     warms up.
+//   - predictive: {above: X, within: D} or {below: X, within: D}: the
+//     multi-step forecast crosses X within D of the point, D > 0 (see
+//     [Rule.Eval] for how the horizon is probed).
+//   - absence: {for: D}: no point of the series for D > 0 (deadman;
+//     evaluated by [Rule.Absent]).
+//
+// # Validation
+//
+// [Parse] and [Load] report every problem of a file at once, each an
+// [*Error] formatted "file:line: rules[i] (name): field: problem":
+//
+//	rules.yaml:12: rules[1] (cpu_high): threshold.above: want a number, got "ninety"
+//
+// Unknown keys are errors (a misspelt "threshhold" must not silently leave
+// a rule without its condition), as are duplicate keys and names, a rule
+// with no condition or several, malformed patterns, templates that do not
+// parse, use the features above or fail on sample data (a misspelt
+// {{ .Valeu }}), malformed
+// or negative durations and out-of-range numbers.
+package rules

@@ -39,7 +39,8 @@ type GroupConfig struct {
 	BatchWait    time.Duration // longest a fetched message waits for its batch to fill
 	DrainTimeout time.Duration // on shutdown, time allowed to handle and commit the last batch
 	// IdleAfter is how long a partition may go without a message before an
-	// Idler handler is told so (0: never).
+	// Idler handler is told so, and how often again while it stays quiet
+	// (0: never).
 	IdleAfter time.Duration
 }
 
@@ -106,7 +107,9 @@ type OffsetHolder interface {
 
 // Idler is implemented by handlers that want to act when their partition
 // falls idle, such as closing rollup windows that would otherwise wait for
-// event time to move on. After Idle returns nil the consumer commits what
+// event time to move on, or noticing series that stopped. Idle is called
+// after every IdleAfter without a message, so repeatedly while the
+// partition stays quiet. After Idle returns nil the consumer commits what
 // the handler no longer holds.
 type Idler interface {
 	Idle(ctx context.Context) error
@@ -293,13 +296,12 @@ func (c *GroupConsumer) runPartition(ctx, genCtx context.Context, gen *kafka.Gen
 	defer stopWork()
 
 	idler, _ := h.(Idler)
-	idle := false // Idle was called and no message came since
 	batch := make([]kafka.Message, 0, c.cfg.BatchSize)
 	for {
 		// The first message of a batch may wait indefinitely (or until the
 		// partition counts as idle); the rest wait at most BatchWait. The
 		// reader prefetches a batch's worth meanwhile.
-		m, err := p.fetchFirst(r, fetchCtx, idler != nil && !idle)
+		m, err := p.fetchFirst(r, fetchCtx, idler != nil)
 		switch {
 		case ctx.Err() != nil:
 			return nil // stopped between batches: nothing in hand
@@ -307,7 +309,6 @@ func (c *GroupConsumer) runPartition(ctx, genCtx context.Context, gen *kafka.Gen
 			p.log.Debug().Msg("partition revoked")
 			return nil
 		case errors.Is(err, errIdle):
-			idle = true
 			if err := idler.Idle(workCtx); err != nil {
 				return fmt.Errorf("idle: %w", err)
 			}
@@ -316,7 +317,6 @@ func (c *GroupConsumer) runPartition(ctx, genCtx context.Context, gen *kafka.Gen
 		case err != nil:
 			return fmt.Errorf("fetch: %w", err)
 		}
-		idle = false
 		batch = append(batch[:0], m)
 		batchCtx, cancel := context.WithTimeout(fetchCtx, c.cfg.BatchWait)
 		for len(batch) < c.cfg.BatchSize {

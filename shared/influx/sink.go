@@ -74,10 +74,20 @@ func (s *Sink) Write(ctx context.Context, pts []point.Point) error {
 	for len(pts) > 0 {
 		n := min(len(pts), s.cfg.BatchSize)
 		buf = point.AppendLines(buf[:0], pts[:n])
-		if err := s.write.WriteRecord(ctx, string(buf)); err != nil {
-			return fmt.Errorf("write %d points to bucket %q: %w", n, s.cfg.Bucket, classify(err))
+		if err := s.WriteLines(ctx, buf, n); err != nil {
+			return err
 		}
 		pts = pts[n:]
+	}
+	return nil
+}
+
+// WriteLines writes n points already encoded as line protocol in one
+// request, for what the point model cannot carry (string fields). Errors
+// are as for Write.
+func (s *Sink) WriteLines(ctx context.Context, lines []byte, n int) error {
+	if err := s.write.WriteRecord(ctx, string(lines)); err != nil {
+		return fmt.Errorf("write %d points to bucket %q: %w", n, s.cfg.Bucket, classify(err))
 	}
 	return nil
 }

@@ -1,0 +1,736 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/metricpipe/metricpipe/shared/alert"
+	"github.com/metricpipe/metricpipe/shared/kafkaio"
+	"github.com/metricpipe/metricpipe/shared/service"
+)
+
+const (
+	// tailDedupWindow is how many distinct events alerts tail remembers to
+	// drop repeats: replays after an analyzer restart repeat recent events,
+	// not old ones, and 10,000 keys cost about a megabyte.
+	tailDedupWindow = 10000
+	// tailQueue bounds the messages fetched but not yet printed, across
+	// partitions; readers block when it is full.
+	tailQueue = 256
+	// tailCatchUpIdle bounds, with --follow=false, the wait for a partition's
+	// next message before its end offset is reached. Only offsets that hold
+	// no message (transaction markers) or an unreachable broker make it
+	// expire, so the command cannot hang where it promised to exit.
+	tailCatchUpIdle = 15 * time.Second
+	// tailMaxWait is how long the broker holds a fetch open at the end of a
+	// partition. Closing a reader waits for its fetch, so this is also how
+	// long Ctrl-C or the end of --follow=false can take; kafka-go's default
+	// of 10s would be felt. The cost is two empty fetches a second per
+	// partition while nothing is published.
+	tailMaxWait = 500 * time.Millisecond
+)
+
+// alertsCommand returns `analyzer alerts`, the operator's view of the alert
+// topic.
+func alertsCommand() *cli.Command {
+	return &cli.Command{
+		Name:        "alerts",
+		Usage:       "read the alert topic",
+		Subcommands: []*cli.Command{alertsTailCommand()},
+	}
+}
+
+func alertsTailCommand() *cli.Command {
+	env := service.EnvVars
+	// shared are the flags the analyzer itself also has; see inheritFlags.
+	shared := append([]cli.Flag{
+		&cli.StringFlag{Name: "alert-topic", Value: kafkaio.DefaultAlertTopic, Usage: "topic alert events are published to", EnvVars: env("alert-topic"), Category: "Kafka"},
+	}, kafkaio.Flags("metricpipe-alerts-tail")...)
+	flags := []cli.Flag{
+		&cli.StringFlag{Name: "from", Value: "end", Usage: "where to start: end (only new alerts), beginning (everything retained) or a duration such as 1h (alerts published that long ago or later)", EnvVars: env("from")},
+		&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Value: true, Usage: "keep printing new alerts until interrupted; --follow=false prints what is there up to the current end and exits", EnvVars: env("follow")},
+		&cli.BoolFlag{Name: "json", Usage: "print each event's JSON as published, one event per line", EnvVars: env("json")},
+		&cli.StringFlag{Name: "state", Usage: "print only `STATE` events: firing or resolved (default: both)", EnvVars: env("state")},
+		&cli.StringFlag{Name: "severity", Value: alert.SeverityInfo, Usage: "print only events at least this severe: info, warning or critical (events without a severity count as warning; unknown severities are always printed)", EnvVars: env("severity")},
+		&cli.StringFlag{Name: "color", Value: "auto", Usage: "colour the lines: auto (when stdout is a terminal and NO_COLOR is unset), always or never", EnvVars: env("color")},
+	}
+	return &cli.Command{
+		Name:  "tail",
+		Usage: "print alert events from the alert topic as they are published",
+		Description: `Prints one line per alert event: its time, state, severity, rule, series,
+values, how long it has been firing (or how long it fired), and its summary.
+Durations come from the events' own times; times are shown in the local time
+zone (TZ=UTC for UTC). --json prints the events exactly as published instead;
+the filters and the deduplication below apply alike.
+
+It reads every partition of the topic without a consumer group, so tailing
+never moves the analyzer's offsets. One alert's events keep their order (they
+share a key, hence a partition); events of different alerts are interleaved as
+they arrive.
+
+Repeated events are printed once. Replays after an analyzer restart repeat
+events, and --repeat-interval re-announces firing alerts: an event with the
+fingerprint, state and starts_at of one already printed is dropped, so a
+firing alert shows once, then once more when it resolves. The last 10,000
+distinct events are remembered.
+
+Messages that are not alert events are reported on stderr with their
+partition and offset, and skipped. With --follow=false it exits once it has
+read up to the end offsets the topic had when it started; otherwise it runs
+until interrupted (Ctrl-C exits 0).
+
+The Kafka flags and --alert-topic may also be given before "alerts tail", as
+to the analyzer itself.`,
+		Flags: append(flags, shared...),
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return fmt.Errorf("alerts tail takes no arguments, got %q", c.Args().Slice())
+			}
+			if err := inheritFlags(c, shared); err != nil {
+				return err
+			}
+			cfg, err := tailConfigFromCLI(c)
+			if err := errors.Join(err, cfg.Validate()); err != nil {
+				return err
+			}
+			color := tailColor(cfg.Color, c.App.Writer, os.Getenv("NO_COLOR"))
+			return runTail(c.Context, cfg, tailFormat{Color: color, Loc: time.Local}, c.App.Writer, c.App.ErrWriter, time.Now)
+		},
+	}
+}
+
+// inheritFlags gives `analyzer --kafka-brokers k:9092 alerts tail` the
+// value given to the analyzer: urfave/cli v2 lets a subcommand's own default
+// shadow its parent's flag of the same name. A flag set after `tail`, or in
+// the environment (which both read alike), keeps its value.
+func inheritFlags(c *cli.Context, flags []cli.Flag) error {
+	lineage := c.Lineage()
+	for _, f := range flags {
+		name := f.Names()[0]
+		if c.IsSet(name) {
+			continue
+		}
+		for _, anc := range lineage[1:] {
+			if !anc.IsSet(name) {
+				continue
+			}
+			var err error
+			switch f.(type) {
+			case *cli.StringSliceFlag:
+				for _, v := range anc.StringSlice(name) {
+					err = errors.Join(err, c.Set(name, v))
+				}
+			case *cli.BoolFlag:
+				err = c.Set(name, strconv.FormatBool(anc.Bool(name)))
+			default:
+				err = c.Set(name, anc.String(name))
+			}
+			if err != nil {
+				return fmt.Errorf("--%s: %w", name, err)
+			}
+			break
+		}
+	}
+	return nil
+}
+
+// tailConfig is the configuration of alerts tail.
+type tailConfig struct {
+	Kafka    kafkaio.Config
+	Topic    string
+	From     string // end, beginning or a duration
+	Follow   bool
+	JSON     bool
+	State    string // "", firing or resolved
+	Severity string // the least severity printed
+	Color    string // auto, always or never
+}
+
+func tailConfigFromCLI(c *cli.Context) (tailConfig, error) {
+	kc, err := kafkaio.ConfigFromCLI(c)
+	return tailConfig{
+		Kafka:    kc,
+		Topic:    c.String("alert-topic"),
+		From:     c.String("from"),
+		Follow:   c.Bool("follow"),
+		JSON:     c.Bool("json"),
+		State:    c.String("state"),
+		Severity: c.String("severity"),
+		Color:    c.String("color"),
+	}, err
+}
+
+// Validate reports every invalid setting, each naming its flag.
+func (c tailConfig) Validate() error {
+	errs := []error{c.Kafka.Validate()}
+	if c.Topic == "" {
+		errs = append(errs, errors.New("--alert-topic: empty"))
+	}
+	if _, err := parseTailFrom(c.From); err != nil {
+		errs = append(errs, err)
+	}
+	if c.State != "" && c.State != string(alert.Firing) && c.State != string(alert.Resolved) {
+		errs = append(errs, fmt.Errorf("--state %q: want firing or resolved", c.State))
+	}
+	if _, ok := tailSeverityRank(c.Severity); !ok || c.Severity == "" {
+		errs = append(errs, fmt.Errorf("--severity %q: want info, warning or critical", c.Severity))
+	}
+	if c.Color != "auto" && c.Color != "always" && c.Color != "never" {
+		errs = append(errs, fmt.Errorf("--color %q: want auto, always or never", c.Color))
+	}
+	return errors.Join(errs...)
+}
+
+func (c tailConfig) filter() tailFilter {
+	rank, _ := tailSeverityRank(c.Severity)
+	return tailFilter{State: alert.State(c.State), MinRank: rank}
+}
+
+// tailFrom is where reading starts: the end (zero value), the beginning, or
+// the first message published Ago before the start of the command.
+type tailFrom struct {
+	Beginning bool
+	Ago       time.Duration
+}
+
+func parseTailFrom(s string) (tailFrom, error) {
+	switch s {
+	case "end":
+		return tailFrom{}, nil
+	case "beginning":
+		return tailFrom{Beginning: true}, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return tailFrom{}, fmt.Errorf("--from %q: want end, beginning or a positive duration such as 1h", s)
+	}
+	return tailFrom{Ago: d}, nil
+}
+
+// tailColor decides whether lines are coloured: mode is --color, noColor
+// the NO_COLOR environment variable (https://no-color.org: set and not
+// empty disables colour unless asked for explicitly).
+func tailColor(mode string, stdout io.Writer, noColor string) bool {
+	switch mode {
+	case "always":
+		return true
+	case "never":
+		return false
+	}
+	return noColor == "" && tailIsTerminal(stdout)
+}
+
+// tailIsTerminal reports whether w is a character device: a terminal, or
+// /dev/null, where colour does no harm.
+func tailIsTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// runTail prints the alert topic's events to stdout until ctx is cancelled
+// or, with cfg.Follow off, until the end offsets found at the start are
+// reached; cancellation is a normal end and returns nil. Undecodable
+// messages are reported to stderr. now is the clock, read once for --from
+// and once per line for its age.
+func runTail(ctx context.Context, cfg tailConfig, format tailFormat, stdout, stderr io.Writer, now func() time.Time) error {
+	from, err := parseTailFrom(cfg.From)
+	if err != nil {
+		return err
+	}
+	tr, err := cfg.Kafka.Transport()
+	if err != nil {
+		return err
+	}
+	defer tr.CloseIdleConnections()
+	dialer, err := cfg.Kafka.Dialer()
+	if err != nil {
+		return err
+	}
+	client := &kafka.Client{Addr: kafka.TCP(cfg.Kafka.Brokers...), Transport: tr}
+	spans, err := tailSpans(ctx, client, cfg.Topic, from, now())
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	if !cfg.Follow {
+		spans = slices.DeleteFunc(spans, func(s tailSpan) bool { return s.Start >= s.End })
+	}
+
+	p := &tailPrinter{out: bufio.NewWriter(stdout), errOut: stderr, topic: cfg.Topic, json: cfg.JSON,
+		filter: cfg.filter(), format: format, seen: newTailSeen(tailDedupWindow), now: now}
+	readCtx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
+	g, gctx := errgroup.WithContext(readCtx)
+	msgs := make(chan kafka.Message, tailQueue)
+	for _, s := range spans {
+		rc := kafka.ReaderConfig{Brokers: cfg.Kafka.Brokers, Topic: cfg.Topic, Partition: s.Partition, Dialer: dialer, MaxWait: tailMaxWait}
+		g.Go(func() error { return tailPartition(gctx, rc, s, cfg.Follow, msgs) })
+	}
+	go func() {
+		_ = g.Wait() // returned below
+		close(msgs)
+	}()
+	var printErr error
+	for m := range msgs {
+		if printErr != nil {
+			continue // drain until the readers have stopped
+		}
+		printErr = p.print(m)
+		if printErr == nil && len(msgs) == 0 {
+			printErr = p.out.Flush() // caught up: show what we have
+		}
+		if printErr != nil {
+			stopReading()
+		}
+	}
+	readErr := g.Wait()
+	if printErr == nil {
+		printErr = p.out.Flush()
+	}
+	switch {
+	case printErr != nil:
+		return fmt.Errorf("print alerts: %w", printErr)
+	case ctx.Err() != nil:
+		return nil // interrupted: a normal end
+	}
+	return readErr
+}
+
+// tailSpan is the part of one partition to read: from Start, and with
+// --follow=false up to End (the high watermark when the command started).
+type tailSpan struct {
+	Partition  int
+	Start, End int64
+}
+
+// tailSpans lists the topic's partitions with their start and end offsets.
+func tailSpans(ctx context.Context, client *kafka.Client, topic string, from tailFrom, now time.Time) ([]tailSpan, error) {
+	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return nil, fmt.Errorf("metadata of %q: %w", topic, err)
+	}
+	if len(meta.Topics) != 1 {
+		return nil, fmt.Errorf("metadata of %q: topic not found", topic)
+	}
+	if err := meta.Topics[0].Error; err != nil {
+		return nil, fmt.Errorf("alert topic %q: %w", topic, err)
+	}
+	parts := make([]int, 0, len(meta.Topics[0].Partitions))
+	for _, p := range meta.Topics[0].Partitions {
+		parts = append(parts, p.ID)
+	}
+	slices.Sort(parts)
+	ends, err := tailListOffsets(ctx, client, topic, parts, kafka.LastOffset)
+	if err != nil {
+		return nil, err
+	}
+	starts := ends
+	switch {
+	case from.Beginning:
+		starts, err = tailListOffsets(ctx, client, topic, parts, kafka.FirstOffset)
+	case from.Ago > 0:
+		starts, err = tailListOffsets(ctx, client, topic, parts, now.Add(-from.Ago).UnixMilli())
+	}
+	if err != nil {
+		return nil, err
+	}
+	spans := make([]tailSpan, len(parts))
+	for i, p := range parts {
+		start := starts[p]
+		if start < 0 { // no message that recent
+			start = ends[p]
+		}
+		spans[i] = tailSpan{Partition: p, Start: start, End: ends[p]}
+	}
+	return spans, nil
+}
+
+// tailListOffsets asks for one offset of each partition: ts is
+// kafka.FirstOffset, kafka.LastOffset (the high watermark) or a time in Unix
+// milliseconds, for the offset of the first message whose timestamp is at or
+// after it (-1 when there is none): Kafka's offset-by-time lookup.
+func tailListOffsets(ctx context.Context, client *kafka.Client, topic string, parts []int, ts int64) (map[int]int64, error) {
+	reqs := make([]kafka.OffsetRequest, len(parts))
+	for i, p := range parts {
+		reqs[i] = kafka.OffsetRequest{Partition: p, Timestamp: ts}
+	}
+	res, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	if err != nil {
+		return nil, fmt.Errorf("list offsets of %q: %w", topic, err)
+	}
+	out := make(map[int]int64, len(parts))
+	for _, p := range res.Topics[topic] {
+		if p.Error != nil {
+			return nil, fmt.Errorf("list offsets of %q partition %d: %w", topic, p.Partition, p.Error)
+		}
+		switch ts {
+		case kafka.FirstOffset:
+			out[p.Partition] = p.FirstOffset
+		case kafka.LastOffset:
+			out[p.Partition] = p.LastOffset
+		default: // one answer, keyed by its offset
+			for off := range p.Offsets {
+				out[p.Partition] = off
+			}
+		}
+	}
+	for _, p := range parts {
+		if _, ok := out[p]; !ok {
+			return nil, fmt.Errorf("list offsets of %q: no answer for partition %d", topic, p)
+		}
+	}
+	return out, nil
+}
+
+// tailPartition sends the messages of one partition, from span.Start, to
+// out; without follow it returns nil once the message before span.End was
+// sent. It returns ctx's error when cancelled.
+func tailPartition(ctx context.Context, rc kafka.ReaderConfig, span tailSpan, follow bool, out chan<- kafka.Message) error {
+	r := kafka.NewReader(rc)
+	defer r.Close() // no group, nothing to commit: its error changes nothing
+	if err := r.SetOffset(span.Start); err != nil {
+		return fmt.Errorf("read %s partition %d: %w", rc.Topic, span.Partition, err)
+	}
+	for next := span.Start; follow || next < span.End; {
+		readCtx, cancel := ctx, context.CancelFunc(func() {})
+		if !follow {
+			readCtx, cancel = context.WithTimeout(ctx, tailCatchUpIdle)
+		}
+		m, err := r.ReadMessage(readCtx)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.Is(err, context.DeadlineExceeded):
+			return fmt.Errorf("read %s partition %d: nothing at offset %d or after for %s, before its end offset %d",
+				rc.Topic, span.Partition, next, tailCatchUpIdle, span.End)
+		case err != nil:
+			return fmt.Errorf("read %s partition %d at offset %d: %w", rc.Topic, span.Partition, next, err)
+		}
+		select {
+		case out <- m:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		next = m.Offset + 1
+	}
+	return nil
+}
+
+// tailPrinter decodes, filters, deduplicates and prints messages. It is
+// not safe for concurrent use: one goroutine owns it.
+type tailPrinter struct {
+	out    *bufio.Writer
+	errOut io.Writer
+	topic  string
+	json   bool
+	filter tailFilter
+	format tailFormat
+	seen   *tailSeen
+	now    func() time.Time
+}
+
+// print prints m, or warns on errOut when it is not an alert event. It
+// returns only errors writing to out.
+func (p *tailPrinter) print(m kafka.Message) error {
+	e, err := alert.Decode(m.Value)
+	if err != nil {
+		// Lines before the warning reach the terminal before it.
+		if err := p.out.Flush(); err != nil {
+			return err
+		}
+		fmt.Fprintf(p.errOut, "warning: %s partition %d offset %d: not an alert event, skipped: %s\n",
+			p.topic, m.Partition, m.Offset, tailPrintable(err.Error()))
+		return nil
+	}
+	if !p.filter.match(e) || !p.seen.add(tailKeyOf(e)) {
+		return nil
+	}
+	if p.json {
+		return writeJSONLine(p.out, m.Value)
+	}
+	_, err = p.out.WriteString(p.format.line(e, p.now()) + "\n")
+	return err
+}
+
+// writeJSONLine writes v, valid JSON, and a newline. Published bytes are
+// kept as they are unless they span lines, which would break one event per
+// line: then insignificant whitespace is removed.
+func writeJSONLine(w *bufio.Writer, v []byte) error {
+	if bytes.ContainsAny(v, "\r\n") {
+		var b bytes.Buffer
+		if err := json.Compact(&b, v); err == nil {
+			v = b.Bytes()
+		}
+	}
+	if _, err := w.Write(v); err != nil {
+		return err
+	}
+	return w.WriteByte('\n')
+}
+
+// tailFilter selects the events printed.
+type tailFilter struct {
+	State   alert.State // "": any
+	MinRank int         // see tailSeverityRank
+}
+
+func (f tailFilter) match(e alert.Event) bool {
+	if f.State != "" && e.State != f.State {
+		return false
+	}
+	rank, known := tailSeverityRank(e.Severity)
+	return !known || rank >= f.MinRank // what cannot be ranked is never hidden
+}
+
+// tailSeverityRank orders severities, info < warning < critical. An empty
+// severity is a warning, the rules' default.
+func tailSeverityRank(s string) (rank int, known bool) {
+	switch s {
+	case alert.SeverityInfo:
+		return 0, true
+	case alert.SeverityWarning, "":
+		return 1, true
+	case alert.SeverityCritical:
+		return 2, true
+	}
+	return 0, false
+}
+
+// tailKey identifies an event for deduplication, as alert.Event documents.
+type tailKey struct {
+	fingerprint string
+	state       alert.State
+	startsSec   int64
+	startsNsec  int
+}
+
+func tailKeyOf(e alert.Event) tailKey {
+	return tailKey{e.Fingerprint, e.State, e.StartsAt.Unix(), e.StartsAt.Nanosecond()}
+}
+
+// tailSeen remembers the last n (at least 1) distinct keys added,
+// forgetting the oldest first. It is not safe for concurrent use.
+type tailSeen struct {
+	keys map[tailKey]struct{}
+	ring []tailKey // insertion order; next is the oldest once full
+	next int
+}
+
+func newTailSeen(n int) *tailSeen {
+	return &tailSeen{keys: make(map[tailKey]struct{}), ring: make([]tailKey, 0, max(n, 1))}
+}
+
+// add records k and reports whether it was not already remembered.
+func (s *tailSeen) add(k tailKey) bool {
+	if _, ok := s.keys[k]; ok {
+		return false
+	}
+	if len(s.ring) < cap(s.ring) {
+		s.ring = append(s.ring, k)
+	} else {
+		delete(s.keys, s.ring[s.next])
+		s.ring[s.next] = k
+		s.next = (s.next + 1) % len(s.ring)
+	}
+	s.keys[k] = struct{}{}
+	return true
+}
+
+// tailFormat renders events for people, one line each.
+type tailFormat struct {
+	Color bool           // ANSI colours by severity; resolved in green
+	Loc   *time.Location // zone of the times shown; nil is UTC
+}
+
+const (
+	tailReset  = "\x1b[0m"
+	tailRed    = "\x1b[31m"
+	tailGreen  = "\x1b[32m"
+	tailYellow = "\x1b[33m"
+	tailCyan   = "\x1b[36m"
+)
+
+const (
+	tailTimeLayout  = "2006-01-02 15:04:05"
+	tailClockLayout = "15:04:05"
+)
+
+// line renders e without a newline. Its durations come from e's own times;
+// now only adds "(2m ago)" to events at least a minute old, and the zero
+// time leaves it out.
+func (f tailFormat) line(e alert.Event, now time.Time) string {
+	loc := f.Loc
+	if loc == nil {
+		loc = time.UTC
+	}
+	resolved := e.State == alert.Resolved
+	at := e.EventTime
+	if at.IsZero() && resolved {
+		at = e.EndsAt
+	}
+	if at.IsZero() {
+		at = e.StartsAt
+	}
+
+	var b strings.Builder
+	if at.IsZero() {
+		fmt.Fprintf(&b, "%-*s", len(tailTimeLayout), "-")
+	} else {
+		b.WriteString(at.In(loc).Format(tailTimeLayout))
+	}
+	b.WriteString("  ")
+	if resolved {
+		f.column(&b, "RESOLVED", tailGreen, 8)
+		f.column(&b, tailOrDash(e.Severity), "", 8)
+	} else {
+		color := tailSeverityColor(e.Severity)
+		f.column(&b, tailOrDash(strings.ToUpper(string(e.State))), color, 8)
+		f.column(&b, tailOrDash(e.Severity), color, 8)
+	}
+	b.WriteString(tailOrDash(e.Rule))
+	b.WriteString("  ")
+	b.WriteString(tailOrDash(e.Series))
+	b.WriteString("  value=")
+	b.WriteString(tailValue(e.Value))
+	for _, o := range []struct {
+		name string
+		v    *float64
+	}{{"threshold", e.Threshold}, {"expected", e.Expected}, {"score", e.Score}} {
+		if o.v != nil {
+			b.WriteString(" " + o.name + "=" + tailValue(*o.v))
+		}
+	}
+
+	if resolved {
+		end := e.EndsAt
+		if end.IsZero() {
+			end = e.EventTime
+		}
+		if !e.StartsAt.IsZero() && !end.IsZero() && !end.Before(e.StartsAt) {
+			startLayout := tailClockLayout
+			if y1, m1, d1 := e.StartsAt.In(loc).Date(); !tailSameDay(y1, m1, d1, end.In(loc)) {
+				startLayout = tailTimeLayout
+			}
+			fmt.Fprintf(&b, "  after %s (fired %s–%s)", tailDuration(end.Sub(e.StartsAt)),
+				e.StartsAt.In(loc).Format(startLayout), end.In(loc).Format(tailClockLayout))
+		}
+	} else if !e.StartsAt.IsZero() && !e.EventTime.IsZero() && !e.EventTime.Before(e.StartsAt) {
+		b.WriteString("  for " + tailDuration(e.EventTime.Sub(e.StartsAt)))
+	}
+	if s := strings.TrimSpace(tailPrintable(e.Summary)); s != "" {
+		b.WriteString("  — " + s)
+	}
+	if !now.IsZero() && !at.IsZero() {
+		if ago := now.Sub(at); ago >= time.Minute {
+			b.WriteString("  (" + tailAgo(ago) + ")")
+		}
+	}
+	return b.String()
+}
+
+// column writes s, coloured when colouring, padded to width, then the gap
+// to the next column. Padding stays outside the colour codes.
+func (f tailFormat) column(b *strings.Builder, s, color string, width int) {
+	if f.Color && color != "" {
+		b.WriteString(color + s + tailReset)
+	} else {
+		b.WriteString(s)
+	}
+	b.WriteString(strings.Repeat(" ", max(width-utf8.RuneCountInString(s), 0)+2))
+}
+
+func tailSeverityColor(severity string) string {
+	switch severity {
+	case alert.SeverityCritical:
+		return tailRed
+	case alert.SeverityWarning:
+		return tailYellow
+	case alert.SeverityInfo:
+		return tailCyan
+	}
+	return ""
+}
+
+func tailSameDay(y int, m time.Month, d int, t time.Time) bool {
+	y2, m2, d2 := t.Date()
+	return y == y2 && m == m2 && d == d2
+}
+
+// tailOrDash returns s made printable, or "-" when empty.
+func tailOrDash(s string) string {
+	if s = tailPrintable(s); s == "" {
+		return "-"
+	}
+	return s
+}
+
+// tailPrintable replaces control and bidirectional-override characters with
+// spaces: what comes from the topic must not move the cursor, recolour the
+// terminal or break the line.
+func tailPrintable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+// tailValue prints v with at most 10 significant digits, in plain
+// notation unless very large or small: 97.2, 0.3 (not 0.30000000000000004),
+// 123456789, 1e-07.
+func tailValue(v float64) string {
+	if a := math.Abs(v); a != 0 && (a < 1e-4 || a >= 1e15) {
+		return strconv.FormatFloat(v, 'g', 10, 64)
+	}
+	r, _ := strconv.ParseFloat(strconv.FormatFloat(v, 'g', 10, 64), 64)
+	return strconv.FormatFloat(r, 'f', -1, 64)
+}
+
+// tailDuration prints d to the second without zero trailing units: 3m12s,
+// 5m, 2h, 1h0m5s.
+func tailDuration(d time.Duration) string {
+	s := d.Round(time.Second).String() // 3m12s, 5m0s, 2h0m0s, 1h0m5s
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2] // 5m, 2h0m
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2] // 2h
+	}
+	return s
+}
+
+// tailAgo prints d coarsely: 5m ago, 3h ago, 2d ago.
+func tailAgo(d time.Duration) string {
+	switch {
+	case d < time.Hour:
+		return fmt.Sprintf("%dm ago", int(d/time.Minute))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh ago", int(d/time.Hour))
+	}
+	return fmt.Sprintf("%dd ago", int(d/(24*time.Hour)))
+}

@@ -4,150 +4,159 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
-	"github.com/segmentio/kafka-go"
+	"golang.org/x/sync/errgroup"
 
+	"github.com/metricpipe/metricpipe/shared/anomaly"
+	"github.com/metricpipe/metricpipe/shared/influx"
 	"github.com/metricpipe/metricpipe/shared/kafkaio"
-	"github.com/metricpipe/metricpipe/shared/point"
+	"github.com/metricpipe/metricpipe/shared/retry"
+	"github.com/metricpipe/metricpipe/shared/rules"
 	"github.com/metricpipe/metricpipe/shared/service"
 )
 
 // config is the analyzer's whole configuration.
 type config struct {
-	Service         service.Config
-	Kafka           kafkaio.Config
-	Topic           kafkaio.TopicSpec
-	Alerts          kafkaio.TopicSpec
-	Group           kafkaio.GroupConfig
-	SummaryInterval time.Duration
-	MaxSeries       int
+	Service  service.Config
+	Kafka    kafkaio.Config
+	Influx   influx.Config
+	Topic    kafkaio.TopicSpec
+	Alerts   kafkaio.TopicSpec
+	Group    kafkaio.GroupConfig
+	Analysis analysis
+	// RulesFile is the YAML rule file; empty: no rules, forecasts only.
+	RulesFile string
+	// RulesPoll is how often the rule file is checked for changes.
+	RulesPoll time.Duration
+	// AlertsMeasurement is the InfluxDB measurement of alert events.
+	AlertsMeasurement string
 }
 
 func (c config) Validate() error {
-	errs := []error{c.Service.Validate(), c.Kafka.Validate(), c.Topic.Validate(), c.Alerts.Validate(), c.Group.Validate()}
-	if c.SummaryInterval <= 0 {
-		errs = append(errs, fmt.Errorf("--summary-interval %s: want > 0", c.SummaryInterval))
+	errs := []error{c.Service.Validate(), c.Kafka.Validate(), c.Influx.Validate(), c.Topic.Validate(),
+		c.Alerts.Validate(), c.Group.Validate(), c.Analysis.Validate()}
+	if c.RulesPoll <= 0 {
+		errs = append(errs, fmt.Errorf("--rules-poll %s: want > 0", c.RulesPoll))
 	}
-	if c.MaxSeries < 1 {
-		errs = append(errs, fmt.Errorf("--max-series %d: want ≥ 1", c.MaxSeries))
+	if c.AlertsMeasurement == "" {
+		errs = append(errs, errors.New("--alerts-measurement is empty"))
 	}
 	return errors.Join(errs...)
 }
 
-func run(ctx context.Context, cfg config, log zerolog.Logger) error {
-	reg := service.NewRegistry()
+type metrics struct {
+	points, undecodable, untracked, expired, rejected prometheus.Counter
+	alerts, retries                                   *prometheus.CounterVec
+	writeSeconds, publishSeconds                      prometheus.Histogram
+	series                                            *prometheus.GaugeVec
+	ruleReloads                                       prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) metrics {
+	counter := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Name: "metricpipe_analyzer_" + name, Help: help})
+	}
+	latency := func(name, help string) prometheus.Histogram {
+		return prometheus.NewHistogram(prometheus.HistogramOpts{Name: "metricpipe_analyzer_" + name, Help: help,
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)})
+	}
+	m := metrics{
+		points:      counter("points_total", "Points analyzed."),
+		undecodable: counter("undecodable_messages_total", "Messages that could not be decoded (the consumer dead-letters them)."),
+		untracked:   counter("points_untracked_total", "Field values not analyzed because --max-series series were tracked."),
+		expired:     counter("series_expired_total", "Series forgotten after --series-idle-timeout without a point."),
+		rejected:    counter("writes_rejected_total", "InfluxDB writes of forecasts or alerts refused for good and dropped."),
+		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "metricpipe_analyzer_alerts_total",
+			Help: "Alert events published, by state and severity."}, []string{"state", "severity"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "metricpipe_analyzer_retries_total",
+			Help: "Writes retried after a transient failure, by target (kafka, influxdb)."}, []string{"target"}),
+		writeSeconds:   latency("write_seconds", "Latency of one InfluxDB write, retries included."),
+		publishSeconds: latency("publish_seconds", "Latency of publishing one batch of alert events, retries included."),
+		series: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "metricpipe_analyzer_series_tracked",
+			Help: "Series-fields analyzed, per partition."}, []string{"partition"}),
+		ruleReloads: counter("rule_reloads_total", "Changed rule files loaded after the start (invalid ones are logged and ignored)."),
+	}
+	reg.MustRegister(m.points, m.undecodable, m.untracked, m.expired, m.rejected, m.alerts, m.retries,
+		m.writeSeconds, m.publishSeconds, m.series, m.ruleReloads)
+	return m
+}
+
+// run runs the analyzer until ctx is cancelled; a value on reload (SIGHUP)
+// rereads the rule file.
+func run(ctx context.Context, cfg config, log zerolog.Logger, reg *prometheus.Registry, reload <-chan struct{}) error {
+	params, err := anomaly.NewParams(cfg.Analysis.Anomaly)
+	if err != nil {
+		return err
+	}
+	m := newMetrics(reg)
+	var book atomic.Pointer[ruleBook]
+	book.Store(&ruleBook{set: &rules.Set{}})
+	var watcher *rules.Watcher
+	if cfg.RulesFile != "" {
+		gen := uint64(1)
+		loaded := func(s *rules.Set) { book.Store(&ruleBook{set: s, gen: gen}) } // the watcher logs loads
+		watcher, err = rules.NewWatcher(cfg.RulesFile, cfg.RulesPoll, log, func(s *rules.Set) {
+			gen++ // onLoad runs on the watcher's goroutine only
+			m.ruleReloads.Inc()
+			loaded(s)
+		})
+		if err != nil {
+			return err
+		}
+		loaded(watcher.Current())
+	}
 	admin, err := kafkaio.NewAdmin(cfg.Kafka)
 	if err != nil {
 		return err
 	}
-	t := newTally(cfg.MaxSeries, reg)
-	checks := []service.Check{{Name: "kafka", Probe: admin.Ping}}
+	sink, err := influx.NewSink(cfg.Influx)
+	if err != nil {
+		return err
+	}
+	defer sink.Close()
+	out := &output{sink: sink, measurement: cfg.AlertsMeasurement, backoff: retry.DefaultBackoff(), metrics: m, log: log,
+		hotLog: log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Second})}
+	out.writable.Store(true)
+	checks := []service.Check{
+		{Name: "kafka", Probe: admin.Ping},
+		{Name: "influxdb", Probe: func(ctx context.Context) error {
+			if !out.writable.Load() {
+				return errors.New("writes are failing and being retried")
+			}
+			return sink.Ping(ctx)
+		}},
+	}
 	return service.Run(ctx, log, cfg.Service.HTTPAddr, reg, checks, func(ctx context.Context) error {
 		if err := admin.EnsureTopics(ctx, cfg.Topic, cfg.Alerts); err != nil {
 			return err
 		}
+		w, err := kafkaio.NewWriter(cfg.Kafka, cfg.Alerts.Name, kafkaio.WriterOptions{})
+		if err != nil {
+			return err
+		}
+		defer w.Close()
+		out.alerts = w
 		gc, err := kafkaio.NewGroupConsumer(cfg.Kafka, cfg.Group, log, reg)
 		if err != nil {
 			return err
 		}
 		defer gc.Close()
-		log.Info().Str("topic", cfg.Group.Topic).Str("group", cfg.Group.Group).Msg("analyzing")
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			tick := time.NewTicker(cfg.SummaryInterval)
-			defer tick.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-tick.C:
-					t.logSummary(log)
-				}
-			}
-		}()
-		tallyBatch := kafkaio.HandlerFunc(func(_ context.Context, batch []kafka.Message) error {
-			t.add(batch, log)
-			return nil
+		log.Info().Str("topic", cfg.Group.Topic).Str("group", cfg.Group.Group).Str("bucket", sink.Bucket()).Msg("analyzing")
+		g, ctx := errgroup.WithContext(ctx)
+		if watcher != nil {
+			g.Go(func() error { return watcher.Run(ctx, reload) })
+		}
+		g.Go(func() error {
+			return gc.Run(ctx, func(partition int) (kafkaio.Handler, error) {
+				return &handler{out: out, eng: newEngine(&cfg.Analysis, params, book.Load()), rules: &book, now: time.Now,
+					series: m.series.WithLabelValues(strconv.Itoa(partition))}, nil
+			})
 		})
-		err = gc.Run(ctx, func(int) (kafkaio.Handler, error) { return tallyBatch, nil })
-		<-done
-		t.logSummary(log)
-		return err
+		return g.Wait()
 	})
-}
-
-// tally counts what flows through the analyzer: messages, points, series and
-// undecodable messages (which the consumer dead-letters; the analyzer only
-// counts them, so each bad message is dead-lettered once).
-type tally struct {
-	dec       point.Decoder
-	maxSeries int
-
-	mu        sync.Mutex
-	messages  int64
-	points    int64
-	bad       int64
-	series    map[string]struct{}
-	untracked int64
-	pts       []point.Point
-	key       []byte
-
-	pointsTotal prometheus.Counter
-	badTotal    prometheus.Counter
-	seriesGauge prometheus.Gauge
-}
-
-func newTally(maxSeries int, reg prometheus.Registerer) *tally {
-	t := &tally{
-		maxSeries:   maxSeries,
-		series:      make(map[string]struct{}),
-		pointsTotal: prometheus.NewCounter(prometheus.CounterOpts{Name: "metricpipe_analyzer_points_total", Help: "Points analyzed."}),
-		badTotal:    prometheus.NewCounter(prometheus.CounterOpts{Name: "metricpipe_analyzer_undecodable_messages_total", Help: "Messages that could not be decoded (dead-lettered by the consumer)."}),
-		seriesGauge: prometheus.NewGauge(prometheus.GaugeOpts{Name: "metricpipe_analyzer_series_tracked", Help: "Series currently tracked."}),
-	}
-	reg.MustRegister(t.pointsTotal, t.badTotal, t.seriesGauge)
-	return t
-}
-
-func (t *tally) add(batch []kafka.Message, log zerolog.Logger) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for i := range batch {
-		m := &batch[i]
-		t.messages++
-		pts, err := t.dec.Decode(t.pts[:0], m.Value, kafkaio.HeaderValue(m, kafkaio.HeaderContentType))
-		if err != nil {
-			t.bad++
-			t.badTotal.Inc()
-			log.Debug().Err(err).Int("partition", m.Partition).Int64("offset", m.Offset).Msg("undecodable message skipped")
-			continue
-		}
-		t.pts = pts
-		t.points += int64(len(pts))
-		t.pointsTotal.Add(float64(len(pts)))
-		for j := range pts {
-			t.key = point.AppendSeriesKey(t.key[:0], &pts[j])
-			if _, ok := t.series[string(t.key)]; ok {
-				continue
-			}
-			if len(t.series) >= t.maxSeries {
-				t.untracked++
-				continue
-			}
-			t.series[string(t.key)] = struct{}{}
-		}
-	}
-	t.seriesGauge.Set(float64(len(t.series)))
-}
-
-func (t *tally) logSummary(log zerolog.Logger) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	log.Info().Int64("messages", t.messages).Int64("points", t.points).Int("series", len(t.series)).
-		Int64("untracked_points", t.untracked).Int64("undecodable", t.bad).Msg("summary")
 }

@@ -1,0 +1,283 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/metricpipe/metricpipe/shared/alert"
+	"github.com/metricpipe/metricpipe/shared/influx"
+	"github.com/metricpipe/metricpipe/shared/kafkaio"
+	"github.com/metricpipe/metricpipe/shared/point"
+	"github.com/metricpipe/metricpipe/shared/retry"
+)
+
+// messageWriter is the part of kafka.Writer the analyzer publishes with.
+type messageWriter interface {
+	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
+}
+
+// pointWriter is the part of influx.Sink the analyzer writes with.
+type pointWriter interface {
+	Write(ctx context.Context, pts []point.Point) error
+	WriteLines(ctx context.Context, lines []byte, n int) error
+}
+
+// output is where every partition's handler sends what it found: alert
+// events to the alert topic, forecasts and alerts to InfluxDB. Safe for
+// concurrent use.
+type output struct {
+	alerts      messageWriter
+	sink        pointWriter
+	measurement string // of alert events in InfluxDB
+	backoff     retry.Backoff
+	metrics     metrics
+	log         zerolog.Logger
+	hotLog      zerolog.Logger
+	writable    atomic.Bool // false while writes are being retried: /readyz reports it
+}
+
+// handler analyzes one partition's batches. The offsets of a batch are
+// committed (by the group consumer, after Handle returns nil) only once the
+// alert events it produced were acknowledged by Kafka and its forecasts and
+// alerts written to InfluxDB. Not safe for concurrent use.
+type handler struct {
+	out       *output
+	eng       *engine
+	rules     *atomic.Pointer[ruleBook]
+	now       func() time.Time
+	dec       point.Decoder
+	series    prometheus.Gauge
+	checkedAt int64 // wall time of the last absence check
+
+	pts  []point.Point
+	msgs []kafka.Message
+	buf  []byte
+}
+
+// absenceEvery is how often (wall time) a busy partition looks for
+// series that went silent; a quiet one does it whenever it is idle.
+const absenceEvery = int64(time.Second)
+
+func (h *handler) Handle(ctx context.Context, batch []kafka.Message) error {
+	if b := h.rules.Load(); b != h.eng.book {
+		h.eng.setRules(b)
+	}
+	now := h.now().UnixNano()
+	var points int
+	for i := range batch {
+		m := &batch[i]
+		pts, err := h.dec.Decode(h.pts[:0], m.Value, kafkaio.HeaderValue(m, kafkaio.HeaderContentType))
+		if err != nil {
+			// The consumer dead-letters it; the analyzer only counts it,
+			// so each bad message is dead-lettered once.
+			h.out.metrics.undecodable.Inc()
+			h.out.hotLog.Debug().Err(err).Int("partition", m.Partition).Int64("offset", m.Offset).Msg("undecodable message skipped")
+			continue
+		}
+		h.pts = pts
+		for j := range pts {
+			if pts[j].Time == 0 {
+				pts[j].Time = m.Time.UnixNano()
+			}
+			h.eng.Process(&pts[j], now)
+		}
+		points += len(pts)
+	}
+	h.out.metrics.points.Add(float64(points))
+	if now-h.checkedAt >= absenceEvery {
+		h.housekeep(now)
+	}
+	return h.flush(ctx)
+}
+
+// Idle looks for silent series while the partition has no traffic.
+func (h *handler) Idle(ctx context.Context) error {
+	if b := h.rules.Load(); b != h.eng.book {
+		h.eng.setRules(b)
+	}
+	h.housekeep(h.now().UnixNano())
+	return h.flush(ctx)
+}
+
+func (h *handler) housekeep(now int64) {
+	h.checkedAt = now
+	h.eng.CheckAbsence(now)
+	h.out.metrics.expired.Add(float64(h.eng.Expire(now)))
+	h.out.metrics.untracked.Add(float64(h.eng.untracked))
+	h.eng.untracked = 0
+	h.series.Set(float64(len(h.eng.series)))
+}
+
+// flush publishes the alert events, then writes forecasts and alerts to
+// InfluxDB, retrying until each is done or ctx ends.
+func (h *handler) flush(ctx context.Context) error {
+	defer h.eng.Reset()
+	if err := h.publish(ctx, h.eng.events); err != nil {
+		return err
+	}
+	if err := h.out.write(ctx, h.eng.out, h.out.sink.Write); err != nil {
+		return err
+	}
+	if len(h.eng.events) > 0 {
+		h.buf = h.buf[:0]
+		for i := range h.eng.events {
+			h.buf = appendAlertLine(h.buf, h.out.measurement, &h.eng.events[i])
+		}
+		n := len(h.eng.events)
+		if err := h.out.write(ctx, nil, func(ctx context.Context, _ []point.Point) error {
+			return h.out.sink.WriteLines(ctx, h.buf, n)
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// publish sends events to the alert topic keyed by fingerprint, so every
+// event of one alert lands on one partition in order.
+func (h *handler) publish(ctx context.Context, events []alert.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	h.msgs = h.msgs[:0]
+	for i := range events {
+		e := &events[i]
+		v, err := json.Marshal(e)
+		if err != nil {
+			return fmt.Errorf("encode alert %s: %w", e.Fingerprint, err)
+		}
+		h.msgs = append(h.msgs, kafka.Message{Key: []byte(e.Fingerprint), Value: v, Time: e.EventTime,
+			Headers: []kafka.Header{{Key: kafkaio.HeaderContentType, Value: []byte("application/json")}}})
+		h.out.log.Info().Str("rule", e.Rule).Str("fingerprint", e.Fingerprint).Str("series", e.Series).
+			Str("state", string(e.State)).Str("severity", e.Severity).Float64("value", e.Value).Msg("alert")
+	}
+	start := time.Now()
+	err := retry.Do(ctx, h.out.backoff, func(ctx context.Context) error {
+		return h.out.alerts.WriteMessages(ctx, h.msgs...)
+	}, func(attempt int, delay time.Duration, err error) {
+		h.out.metrics.retries.WithLabelValues("kafka").Inc()
+		h.out.log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", delay).Int("alerts", len(h.msgs)).Msg("alert publish failed; retrying")
+	})
+	if err != nil {
+		return fmt.Errorf("publish %d alerts: %w", len(h.msgs), err)
+	}
+	h.out.metrics.publishSeconds.Observe(time.Since(start).Seconds())
+	for i := range events {
+		h.out.metrics.alerts.WithLabelValues(string(events[i].State), events[i].Severity).Inc()
+	}
+	return nil
+}
+
+// write writes pts with w, retrying transient failures until ctx is done.
+// What InfluxDB refuses for good (a field type clash with existing data,
+// say) is dropped and counted: forecasts are derived data, and the alert
+// events already reached Kafka.
+func (o *output) write(ctx context.Context, pts []point.Point, w func(context.Context, []point.Point) error) error {
+	start := time.Now()
+	err := retry.Do(ctx, o.backoff, func(ctx context.Context) error {
+		err := w(ctx, pts)
+		if err != nil && !influx.IsRetryable(err) {
+			return retry.Permanent(err)
+		}
+		return err
+	}, func(attempt int, delay time.Duration, err error) {
+		o.writable.Store(false)
+		o.metrics.retries.WithLabelValues("influxdb").Inc()
+		o.log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", delay).Msg("influxdb write failed; retrying")
+	})
+	if err != nil && retry.IsPermanent(err) {
+		o.metrics.rejected.Inc()
+		o.hotLog.Warn().Err(err).Msg("influxdb refused analyzer output; dropped")
+		err = nil
+	}
+	if err != nil {
+		return err
+	}
+	o.writable.Store(true)
+	o.metrics.writeSeconds.Observe(time.Since(start).Seconds())
+	return nil
+}
+
+// appendAlertLine encodes e as one line of the alerts measurement: tags
+// rule, severity, state and fingerprint; numeric fields value, threshold,
+// expected, score; string fields series and summary (the Grafana
+// annotation text). Its time is the event time.
+func appendAlertLine(b []byte, measurement string, e *alert.Event) []byte {
+	b = appendLPName(b, measurement, ", ")
+	for _, t := range [...][2]string{{"fingerprint", e.Fingerprint}, {"rule", e.Rule}, {"severity", e.Severity}, {"state", string(e.State)}} {
+		if t[1] == "" {
+			continue
+		}
+		b = append(b, ',')
+		b = append(b, t[0]...)
+		b = append(b, '=')
+		b = appendLPName(b, t[1], ", =")
+	}
+	b = append(b, " value="...)
+	b = strconv.AppendFloat(b, e.Value, 'g', -1, 64)
+	for _, f := range [...]struct {
+		k string
+		v *float64
+	}{{"threshold", e.Threshold}, {"expected", e.Expected}, {"score", e.Score}} {
+		if f.v != nil {
+			b = append(b, ',')
+			b = append(b, f.k...)
+			b = append(b, '=')
+			b = strconv.AppendFloat(b, *f.v, 'g', -1, 64)
+		}
+	}
+	b = append(b, ",firing="...)
+	b = strconv.AppendBool(b, e.State == alert.Firing)
+	b = append(b, ",series="...)
+	b = appendLPString(b, e.Series)
+	b = append(b, ",summary="...)
+	b = appendLPString(b, e.Summary)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, e.EventTime.UnixNano(), 10)
+	return append(b, '\n')
+}
+
+// appendLPName escapes s as a line-protocol measurement or tag, escaping
+// the bytes in special.
+func appendLPName(b []byte, s, special string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '\n' || c == '\r':
+			c = ' '
+		case c == '\\' || containsByte(special, c):
+			b = append(b, '\\')
+		}
+		b = append(b, c)
+	}
+	return b
+}
+
+// appendLPString quotes s as a line-protocol string field.
+func appendLPString(b []byte, s string) []byte {
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		if s[i] == '"' || s[i] == '\\' {
+			b = append(b, '\\')
+		}
+		b = append(b, s[i])
+	}
+	return append(b, '"')
+}
+
+func containsByte(s string, c byte) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == c {
+			return true
+		}
+	}
+	return false
+}

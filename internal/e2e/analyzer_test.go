@@ -1,0 +1,238 @@
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/metricpipe/metricpipe/internal/testbed"
+	"github.com/metricpipe/metricpipe/shared/alert"
+	"github.com/metricpipe/metricpipe/shared/kafkaio"
+	"github.com/metricpipe/metricpipe/shared/point"
+)
+
+// analyzer starts an analyzer in group g with the given rule file.
+func (b *bed) analyzer(g, rulesFile, httpAddr string, extra ...string) *testbed.Proc {
+	b.t.Helper()
+	args := append([]string{"--kafka-brokers", b.brokers, "--topic", b.topic, "--group", b.topic + "-" + g,
+		"--alert-topic", b.topic + "-alerts", "--rules", rulesFile, "--influx-url", b.influxURL, "--influx-bucket", b.bucket,
+		"--http-addr", httpAddr, "--log-format", "console"}, extra...)
+	return testbed.Start(b.t, "analyzer-"+g, b.bins["analyzer"], args...)
+}
+
+// alertEvents reads every event on the bed's alert topic with `analyzer
+// alerts tail --json`, which prints each distinct event once.
+func (b *bed) alertEvents() []alert.Event {
+	b.t.Helper()
+	tail := testbed.Start(b.t, "alerts-tail", b.bins["analyzer"], "alerts", "tail", "--kafka-brokers", b.brokers,
+		"--alert-topic", b.topic+"-alerts", "--from", "beginning", "--follow=false", "--json")
+	if err := tail.Wait(time.Minute); err != nil {
+		b.t.Fatalf("alerts tail: %v\n%s", err, tail.Output())
+	}
+	var events []alert.Event
+	for _, line := range strings.Split(tail.Output(), "\n") {
+		if !strings.HasPrefix(line, "{") {
+			continue
+		}
+		e, err := alert.Decode([]byte(line))
+		if err != nil {
+			b.t.Fatalf("alerts tail printed %q: %v", line, err)
+		}
+		events = append(events, e)
+	}
+	return events
+}
+
+type groundTruth struct {
+	Series  string `json:"series"`
+	Kind    string `json:"kind"`
+	StartNS int64  `json:"start_ns"`
+	EndNS   int64  `json:"end_ns"`
+}
+
+func readTruth(t *testing.T, path string) []groundTruth {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var labels []groundTruth
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var l groundTruth
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			t.Fatalf("ground truth %q: %v", sc.Text(), err)
+		}
+		labels = append(labels, l)
+	}
+	return labels
+}
+
+// TestAnalyzerDetectsInjectedAnomalies: synthetic series with injected
+// anomalies flow through Kafka to the analyzer, whose alerts on the alert
+// topic are scored against the ground truth the producer recorded: recall
+// of spikes and level shifts, false alerts per normal point, and one firing
+// and one resolution per detected anomaly.
+func TestAnalyzerDetectsInjectedAnomalies(t *testing.T) {
+	const (
+		series   = 100
+		points   = 200_000 // 2,000 one-second steps per series
+		interval = time.Second
+		warmUp   = 40 // steps before an anomaly can be judged: forecaster start plus --warm-up
+		// An alert belongs to an anomaly when it starts in its window or
+		// within slack after it (a level shift's return is part of it).
+		slack      = 5 * interval
+		keepFiring = 90 * time.Second
+	)
+	b := newBed(t, "analyze")
+	dir := t.TempDir()
+	rulesFile := filepath.Join(dir, "rules.yaml")
+	// keep_firing_for bridges a level shift and its return (at most 60
+	// steps apart), so one shift is one alert.
+	writeFile(t, rulesFile, `rules:
+  - name: synthetic_anomaly
+    match: {measurement: synthetic}
+    anomaly: {z: 8}
+    keep_firing_for: `+keepFiring.String()+`
+    severity: warning
+`)
+	truthFile := filepath.Join(dir, "truth.jsonl")
+	p := b.produce(points, "--anomaly-rate", "0.0005", "--ground-truth", truthFile, "--seed", "11", "--interval", interval.String())
+	if err := p.Wait(2 * time.Minute); err != nil {
+		t.Fatalf("producer: %v\n%s", err, p.Output())
+	}
+	a := b.analyzer("a", rulesFile, testbed.FreeAddr(t), "--warm-up", "30")
+	b.waitCommitted(b.topic+"-a", 3*time.Minute)
+	stopGracefully(t, a)
+
+	labels := readTruth(t, truthFile)
+	events := b.alertEvents()
+	origin := b.firstPointTime()
+	type verdict struct{ firing, resolved int }
+	matched := make([]verdict, len(labels))
+	falseAlerts := 0
+	perFingerprint := map[string][]alert.Event{}
+	for _, e := range events {
+		perFingerprint[e.Fingerprint] = append(perFingerprint[e.Fingerprint], e)
+	}
+	for _, e := range events {
+		if e.State != alert.Firing {
+			continue
+		}
+		series := strings.TrimSuffix(e.Series, " value")
+		hit := false
+		for i, l := range labels {
+			if l.Series == series && e.StartsAt.UnixNano() >= l.StartNS && e.StartsAt.UnixNano() <= l.EndNS+int64(slack) {
+				matched[i].firing++
+				hit = true
+				break
+			}
+		}
+		if !hit {
+			falseAlerts++
+			t.Logf("alert outside every anomaly: %s at %s (value %.2f expected %v)", e.Series, e.StartsAt.Format(time.RFC3339), e.Value, deref(e.Expected))
+		}
+	}
+	for _, evs := range perFingerprint {
+		for _, e := range evs {
+			if e.State != alert.Resolved {
+				continue
+			}
+			series := strings.TrimSuffix(e.Series, " value")
+			for i, l := range labels {
+				if l.Series == series && e.StartsAt.UnixNano() >= l.StartNS && e.StartsAt.UnixNano() <= l.EndNS+int64(slack) {
+					matched[i].resolved++
+					break
+				}
+			}
+		}
+	}
+	var judged, found int
+	for i, l := range labels {
+		if l.Kind != "spike" && l.Kind != "level_shift" {
+			continue
+		}
+		if l.StartNS-origin < warmUp*int64(interval) {
+			continue
+		}
+		judged++
+		m := matched[i]
+		if m.firing > 0 {
+			found++
+		}
+		// An alert resolves keep_firing_for after its anomaly, if the
+		// series goes on that long.
+		resolvable := l.EndNS+int64(2*keepFiring) < origin+int64(points/series)*int64(interval)
+		if m.firing > 1 || resolvable && m.resolved != m.firing {
+			t.Errorf("%s on %s at %s: fired %d times, resolved %d times; want once each", l.Kind, l.Series, time.Unix(0, l.StartNS).UTC().Format(time.RFC3339), m.firing, m.resolved)
+		}
+		if m.firing == 0 {
+			t.Logf("missed %s on %s at %s", l.Kind, l.Series, time.Unix(0, l.StartNS).UTC().Format(time.RFC3339))
+		}
+	}
+	anomalous := 0
+	for _, l := range labels {
+		anomalous += int((l.EndNS-l.StartNS)/int64(interval)) + 1
+	}
+	normal := points - anomalous
+	recall := float64(found) / float64(judged)
+	perTenK := float64(falseAlerts) / float64(normal) * 10_000
+	t.Logf("%d anomalies injected; spikes and level shifts judged %d, detected %d: recall %.3f; %d false alerts in %d normal points (%.2f per 10,000); %d alert events",
+		len(labels), judged, found, recall, falseAlerts, normal, perTenK, len(events))
+	if judged < 20 {
+		t.Fatalf("only %d spikes and level shifts injected: too few to judge recall", judged)
+	}
+	if recall < 0.9 {
+		t.Errorf("recall %.3f, want ≥ 0.9", recall)
+	}
+	if perTenK > 1 {
+		t.Errorf("%.2f false alerts per 10,000 normal points, want ≤ 1", perTenK)
+	}
+	// The forecasts and alerts reached InfluxDB too.
+	if n, err := b.count("synthetic", "value_forecast"); err != nil || n < points/2 {
+		t.Errorf("InfluxDB holds %d value_forecast points (err %v), want most of %d", n, err, points)
+	}
+	if n, err := b.count("metricpipe_alerts", "value"); err != nil || n != int64(len(events)) {
+		t.Errorf("InfluxDB holds %d alert events (err %v), want the %d published", n, err, len(events))
+	}
+}
+
+// firstPointTime is the event time of the first point on the bed's topic:
+// where every synthetic series starts.
+func (b *bed) firstPointTime() int64 {
+	b.t.Helper()
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{b.brokers}, Topic: b.topic, Partition: 0})
+	defer r.Close()
+	m, err := r.FetchMessage(b.t.Context())
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	var dec point.Decoder
+	pts, err := dec.Decode(nil, m.Value, kafkaio.HeaderValue(&m, kafkaio.HeaderContentType))
+	if err != nil || len(pts) == 0 {
+		b.t.Fatalf("first message: %v", err)
+	}
+	return pts[0].Time
+}
+
+func deref(p *float64) string {
+	if p == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", *p)
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

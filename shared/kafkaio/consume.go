@@ -83,7 +83,7 @@ func newConsumerMetrics(reg prometheus.Registerer, g GroupConfig) consumerMetric
 		fetched: prometheus.NewCounter(prometheus.CounterOpts{Name: "metricpipe_kafka_messages_fetched_total",
 			Help: "Messages fetched from Kafka.", ConstLabels: labels}),
 		committed: prometheus.NewCounter(prometheus.CounterOpts{Name: "metricpipe_kafka_commits_total",
-			Help: "Offset commits that succeeded, each after the handling of what it covers.", ConstLabels: labels}),
+			Help: "Partition offsets committed, each after the handling of what it covers.", ConstLabels: labels}),
 		commitErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "metricpipe_kafka_commit_errors_total",
 			Help: "Offset commits that failed (their messages will be delivered again).", ConstLabels: labels}),
 		batchSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "metricpipe_kafka_batch_handle_seconds",
@@ -126,9 +126,6 @@ type GroupConsumer struct {
 	cfg     GroupConfig
 	log     zerolog.Logger
 	metrics consumerMetrics
-	// commitMu serialises commits: the generation's coordinator connection
-	// is shared by all partition goroutines.
-	commitMu sync.Mutex
 }
 
 // NewGroupConsumer joins cfg.Group on cfg.Topic. A partition with no
@@ -195,6 +192,7 @@ func (c *GroupConsumer) Run(ctx context.Context, newHandler func(partition int) 
 		assigned := gen.Assignments[c.cfg.Topic]
 		c.log.Info().Int32("generation", gen.ID).Int("partitions", len(assigned)).Msg("partitions assigned")
 		c.metrics.assigned.Set(float64(len(assigned)))
+		cm := newCommitter(c, gen)
 		var wg sync.WaitGroup
 		errc := make(chan error, len(assigned))
 		for _, a := range assigned {
@@ -203,7 +201,7 @@ func (c *GroupConsumer) Run(ctx context.Context, newHandler func(partition int) 
 				defer wg.Done()
 				h, err := newHandler(a.ID)
 				if err == nil {
-					err = c.runPartition(ctx, genCtx, gen, a, h)
+					err = c.runPartition(ctx, genCtx, cm, a, h)
 				}
 				if err != nil {
 					errc <- fmt.Errorf("partition %d: %w", a.ID, err)
@@ -211,6 +209,7 @@ func (c *GroupConsumer) Run(ctx context.Context, newHandler func(partition int) 
 			})
 		}
 		wg.Wait()
+		cm.close() // commits what the partitions finished before they returned
 		close(errc)
 		if err := errors.Join(collect(errc)...); err != nil {
 			return err
@@ -231,22 +230,22 @@ func collect(errc <-chan error) []error {
 
 // partition is the state of one partition assignment.
 type partition struct {
-	c         *GroupConsumer
-	gen       *kafka.Generation
-	id        int
-	h         Handler
-	log       zerolog.Logger
-	committed int64 // last committed offset (next to read); negative when none
-	last      int64 // offset of the last handled message; -1 before the first
-	lag       prometheus.Gauge
+	c      *GroupConsumer
+	cm     *committer
+	id     int
+	h      Handler
+	log    zerolog.Logger
+	marked int64 // last offset handed to the committer (next to read); negative when none
+	last   int64 // offset of the last handled message; -1 before the first
+	lag    prometheus.Gauge
 }
 
 // runPartition fetches one partition from its assigned offset and feeds its
 // handler in batches. It returns nil when the assignment ends (genCtx) or
 // after draining on a stop (ctx); an error only when the handler fails.
-func (c *GroupConsumer) runPartition(ctx, genCtx context.Context, gen *kafka.Generation, a kafka.PartitionAssignment, h Handler) error {
+func (c *GroupConsumer) runPartition(ctx, genCtx context.Context, cm *committer, a kafka.PartitionAssignment, h Handler) error {
 	pl := strconv.Itoa(a.ID)
-	p := &partition{c: c, gen: gen, id: a.ID, h: h, committed: a.Offset, last: -1, lag: c.metrics.lag.WithLabelValues(pl),
+	p := &partition{c: c, cm: cm, id: a.ID, h: h, marked: a.Offset, last: -1, lag: c.metrics.lag.WithLabelValues(pl),
 		log: c.log.With().Int("partition", a.ID).Logger()}
 	defer c.metrics.lag.DeleteLabelValues(pl)
 	r := kafka.NewReader(kafka.ReaderConfig{
@@ -379,28 +378,96 @@ func (p *partition) handle(ctx context.Context, batch []kafka.Message) error {
 	return nil
 }
 
-// commit commits next, held back to what the handler still keeps in memory.
-// A failed commit loses nothing (the messages are delivered again and
-// rewritten identically), so it is counted and logged, not fatal.
+// commit hands next to the committer, held back to what the handler still
+// keeps in memory.
 func (p *partition) commit(next int64) {
 	if holder, ok := p.h.(OffsetHolder); ok {
 		if from, held := holder.HeldFrom(); held && from < next {
 			next = from
 		}
 	}
-	if next <= p.committed || next <= 0 {
+	if next <= p.marked || next <= 0 {
 		return
 	}
-	p.c.commitMu.Lock()
-	err := p.gen.CommitOffsets(map[string]map[int]int64{p.c.cfg.Topic: {p.id: next}})
-	p.c.commitMu.Unlock()
-	if err != nil {
-		p.c.metrics.commitErrors.Inc()
-		p.log.Warn().Err(err).Int64("offset", next).Msg("offset commit failed; messages will be delivered again")
+	p.marked = next
+	p.cm.mark(p.id, next)
+}
+
+// committer commits the offsets the partitions of one generation finished,
+// from one goroutine: the coordinator connection is shared, and a commit
+// round trip per batch and partition would bound every partition's pace by
+// the broker's commit latency. Offsets marked while a commit is in flight
+// go out together in the next one. A failed commit loses nothing (the
+// messages are delivered again and rewritten identically), so it is counted
+// and logged, not fatal, and its offsets are retried with the next commit.
+type committer struct {
+	c       *GroupConsumer
+	gen     *kafka.Generation
+	mu      sync.Mutex
+	pending map[int]int64 // partition → next offset, not yet committed
+	wake    chan struct{}
+	done    chan struct{}
+	stop    chan struct{}
+}
+
+func newCommitter(c *GroupConsumer, gen *kafka.Generation) *committer {
+	cm := &committer{c: c, gen: gen, pending: make(map[int]int64), wake: make(chan struct{}, 1),
+		done: make(chan struct{}), stop: make(chan struct{})}
+	go cm.loop()
+	return cm
+}
+
+// mark records that partition's messages before next are done.
+func (cm *committer) mark(partition int, next int64) {
+	cm.mu.Lock()
+	cm.pending[partition] = max(cm.pending[partition], next)
+	cm.mu.Unlock()
+	select {
+	case cm.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (cm *committer) loop() {
+	defer close(cm.done)
+	for {
+		select {
+		case <-cm.wake:
+			cm.flush()
+		case <-cm.stop:
+			cm.flush()
+			return
+		}
+	}
+}
+
+// flush commits every pending offset in one request.
+func (cm *committer) flush() {
+	cm.mu.Lock()
+	offsets := cm.pending
+	cm.pending = make(map[int]int64, len(offsets))
+	cm.mu.Unlock()
+	if len(offsets) == 0 {
 		return
 	}
-	p.c.metrics.committed.Inc()
-	p.committed = next
+	err := cm.gen.CommitOffsets(map[string]map[int]int64{cm.c.cfg.Topic: offsets})
+	if err == nil {
+		cm.c.metrics.committed.Add(float64(len(offsets)))
+		return
+	}
+	cm.c.metrics.commitErrors.Inc()
+	cm.c.log.Warn().Err(err).Int("partitions", len(offsets)).Msg("offset commit failed; will retry, or the messages are delivered again")
+	cm.mu.Lock()
+	for p, next := range offsets {
+		cm.pending[p] = max(cm.pending[p], next)
+	}
+	cm.mu.Unlock()
+}
+
+// close commits what is pending and stops the committer.
+func (cm *committer) close() {
+	close(cm.stop)
+	<-cm.done
 }
 
 // Close leaves the group.

@@ -19,7 +19,7 @@ func testAnalysis() *analysis {
 		IntervalZ: 3, SMAWindow: 3, EMAAlpha: 0.5, MaxSeries: 100, IdleTimeout: time.Hour, WriteForecasts: true}
 }
 
-func testEngine(t *testing.T, a *analysis, rulesYAML string) *engine {
+func testEngine(t testing.TB, a *analysis, rulesYAML string) *engine {
 	t.Helper()
 	set, err := rules.Parse("rules.yaml", []byte(rulesYAML))
 	if err != nil {

@@ -18,12 +18,12 @@ type Timing struct {
 // replay walks through the same transitions. Not safe for concurrent use:
 // the partition worker owning the series owns its lifecycles.
 type Lifecycle struct {
-	state      State
-	activeAt   int64 // when the condition became true (pending or firing)
-	startsAt   int64 // when the alert started firing
-	clearedAt  int64 // when the condition stopped holding while firing; 0 while it holds
-	endsAt     int64 // when the alert resolved
-	announced  int64 // last firing event published
+	state     State
+	activeAt  int64 // when the condition became true (pending or firing)
+	startsAt  int64 // when the alert started firing
+	clearedAt int64 // when the condition stopped holding while firing; 0 while it holds
+	endsAt    int64 // when the alert resolved
+	announced int64 // last firing event published
 }
 
 // Step advances the lifecycle to event time now, given whether the rule's

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -235,4 +236,100 @@ func writeFile(t *testing.T, path, content string) {
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestAnalyzerRulesReload: SIGHUP rereads the rule file; an invalid
+// version is reported with file:line and the running rules stay; a valid
+// one takes effect on the next points. A rule file invalid at the start
+// stops the analyzer with the same message.
+func TestAnalyzerRulesReload(t *testing.T) {
+	b := newBed(t, "reload")
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	writeFile(t, bad, "rules:\n  - name: x\n    threshold: {above: ninety}\n")
+	start := testbed.Start(t, "analyzer-bad", b.bins["analyzer"], "--kafka-brokers", b.brokers, "--topic", b.topic,
+		"--rules", bad, "--influx-url", b.influxURL, "--influx-bucket", b.bucket, "--http-addr", testbed.FreeAddr(t))
+	if err := start.Wait(30*time.Second); err == nil || !strings.Contains(start.Output(), "bad.yaml:3: rules[0] (x): threshold.above") {
+		t.Fatalf("analyzer with an invalid rule file: %v\n%s", err, start.Output())
+	}
+
+	rulesFile := filepath.Join(dir, "rules.yaml")
+	writeFile(t, rulesFile, "rules:\n  - name: never\n    threshold: {above: 1e12}\n")
+	// --rules-poll is long so only SIGHUP can reload.
+	a := b.analyzer("a", rulesFile, testbed.FreeAddr(t), "--rules-poll", "1h")
+	p := b.produce(1000)
+	if err := p.Wait(time.Minute); err != nil {
+		t.Fatalf("producer: %v\n%s", err, p.Output())
+	}
+	b.waitCommitted(b.topic+"-a", time.Minute)
+
+	writeFile(t, rulesFile, "rules:\n  - name: always\n    threshold: {above: -1e12}\n  - name: broken\n    for: soon\n")
+	if err := a.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	testbed.Eventually(t, 30*time.Second, "the invalid rule file reported", func() (bool, string) {
+		return strings.Contains(a.Output(), "rules.yaml:5: rules[1] (broken)"), "not yet"
+	})
+	writeFile(t, rulesFile, "rules:\n  - name: always\n    threshold: {above: -1e12}\n    severity: info\n")
+	if err := a.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	testbed.Eventually(t, 30*time.Second, "the new rules loaded", func() (bool, string) {
+		return strings.Contains(a.Output(), "rules reloaded"), "not yet"
+	})
+	p = b.produce(1000, "--seed", "2")
+	if err := p.Wait(time.Minute); err != nil {
+		t.Fatalf("producer: %v\n%s", err, p.Output())
+	}
+	b.waitCommitted(b.topic+"-a", time.Minute)
+	stopGracefully(t, a)
+	events := b.alertEvents()
+	series := map[string]bool{}
+	for _, e := range events {
+		if e.Rule != "always" || e.State != alert.Firing || e.Severity != "info" {
+			t.Fatalf("unexpected alert %+v", e)
+		}
+		series[e.Series] = true
+	}
+	// The synthetic producer's 100 series each fire once, on their first
+	// point after the reload.
+	if len(series) != 100 || len(events) != 100 {
+		t.Errorf("%d alerts on %d series, want one on each of 100", len(events), len(series))
+	}
+}
+
+// TestAnalyzerCommitsOnlyWhatItWrote: with InfluxDB down from the start the
+// analyzer commits nothing; once InfluxDB is back it writes every forecast
+// and commits to the end.
+func TestAnalyzerCommitsOnlyWhatItWrote(t *testing.T) {
+	const points, series = 5000, 100
+	b := newBed(t, "hold")
+	stopInflux, startInflux := b.ownInflux()
+	stopInflux()
+	rulesFile := filepath.Join(t.TempDir(), "rules.yaml")
+	writeFile(t, rulesFile, "rules: []\n")
+	addr := testbed.FreeAddr(t)
+	a := b.analyzer("a", rulesFile, addr)
+	p := b.produce(points)
+	if err := p.Wait(time.Minute); err != nil {
+		t.Fatalf("producer: %v\n%s", err, p.Output())
+	}
+	testbed.Eventually(t, 30*time.Second, "the analyzer retrying its writes", func() (bool, string) {
+		return strings.Contains(a.Output(), "influxdb write failed; retrying") && ready(addr) == 503, "not yet"
+	})
+	committed, err := b.admin.CommittedOffsets(t.Context(), b.topic+"-a", b.topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for part, off := range committed {
+		if off > 0 {
+			t.Fatalf("partition %d committed to %d while InfluxDB was down", part, off)
+		}
+	}
+	startInflux()
+	b.waitCommitted(b.topic+"-a", 2*time.Minute)
+	// Every point but each series' first two (the forecaster's start) has
+	// its forecast.
+	b.waitCount("synthetic", "value_forecast", points-2*series, time.Minute)
+	stopGracefully(t, a)
 }

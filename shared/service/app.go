@@ -27,10 +27,14 @@ func NewApp(name, usage string, stdout, stderr io.Writer) *cli.App {
 
 // Main runs app with args until it returns or SIGINT/SIGTERM arrives; the
 // signal cancels the context handed to the app so the service can drain,
-// flush and commit. It returns the process exit code.
+// flush and commit. It adds the hidden `options` command (see
+// ListOptions). It returns the process exit code.
 func Main(app *cli.App, args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if app.Command("options") == nil {
+		app.Commands = append(app.Commands, optionsCommand())
+	}
 	if err := app.RunContext(ctx, args); err != nil {
 		fmt.Fprintf(app.ErrWriter, "%s: %v\n", app.Name, err)
 		return 1

@@ -6,7 +6,7 @@ LDFLAGS := -X github.com/metricpipe/metricpipe/shared/service.version=$(VERSION)
 SERVICES := producer consumer analyzer
 FUZZTIME ?= 2m
 
-.PHONY: help build test test-race test-unit vet bench fuzz demo testbed-start testbed-stop clean
+.PHONY: help build test test-race test-unit vet bench eval docs fuzz demo testbed-start testbed-stop clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -37,6 +37,19 @@ test-unit: ## fast tests only (integration tests skip)
 # Medians of COUNT runs (default 5) of every benchmark, on the real test bed.
 bench: ## run the benchmarks (medians of COUNT=5 runs) on the real test bed
 	scripts/testbed.sh run -- scripts/bench.sh
+
+# The analyzer's detector on the Numenta Anomaly Benchmark corpus in the team's
+# reference folder (not shipped; any NAB-format corpus works: set NAB). Result
+# files go to .cache/eval/; the thresholds chosen are saved next to them.
+NAB ?= ../shared/nab
+eval: ## score the anomaly detector on the NAB corpus in $(NAB)
+	@mkdir -p bin .cache/eval
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ ./analyzer
+	bin/analyzer eval --data $(NAB)/data --labels $(NAB)/labels/combined_windows.json \
+	  --out .cache/eval/results --save-thresholds .cache/eval/thresholds.json
+
+docs: ## regenerate docs/configuration.md from the services' flags
+	$(GO) test ./internal/docs -run TestConfigurationReference -update
 
 fuzz: ## fuzz both decoders for FUZZTIME each (default 2m)
 	$(GO) test ./shared/point -run '^$$' -fuzz '^FuzzDecodeLine$$' -fuzztime $(FUZZTIME)

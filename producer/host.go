@@ -52,7 +52,7 @@ func hostCommand(stderr io.Writer) *cli.Command {
 		&cli.DurationFlag{Name: "interval", Value: 10 * time.Second, Usage: "time between two samples", EnvVars: env("interval")},
 		&cli.StringFlag{Name: "proc", Value: "/proc", Usage: "where the proc file system is mounted (a container may mount the host's elsewhere)", EnvVars: env("proc")},
 		&cli.StringSliceFlag{Name: "disk-path", Value: cli.NewStringSlice("/"), Usage: "mount points whose usage is reported, repeatable", EnvVars: env("disk-path")},
-		&cli.StringFlag{Name: "hostname", Value: hostname, Usage: "value of the host tag", EnvVars: env("hostname")},
+		&cli.StringFlag{Name: "hostname", Value: hostname, DefaultText: "this machine's host name", Usage: "value of the host tag", EnvVars: env("hostname")},
 		&cli.IntFlag{Name: "samples", Usage: "stop after this many samples (0: until stopped)", EnvVars: env("samples")},
 	}
 	return &cli.Command{

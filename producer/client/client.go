@@ -46,7 +46,10 @@ type Config struct {
 	Format point.Format  // wire format; default line protocol
 	Batch  int           // messages per produce request at most; default kafkaio's (1000)
 	Linger time.Duration // how long a batch waits to fill; default kafkaio's (10ms)
-	// Buffer bounds the points sent but not yet acknowledged; default 10000.
+	// Buffer bounds the points sent but not yet acknowledged; default
+	// 100,000 (about 10 MB of typical points, a third of the Java client's
+	// 32 MB buffer.memory): enough that a broker round trip does not stall
+	// Send at full speed.
 	Buffer int
 	// DropWhenFull makes Send drop the point and return ErrBufferFull when
 	// the buffer is full, instead of waiting for room (the default).
@@ -61,7 +64,7 @@ func (c Config) withDefaults() Config {
 		c.Format = point.FormatLine
 	}
 	if c.Buffer == 0 {
-		c.Buffer = 10000
+		c.Buffer = 100_000
 	}
 	return c
 }
@@ -115,9 +118,21 @@ type Producer struct {
 	observe func(time.Duration)
 	headers []kafka.Header // shared, read-only
 
-	closed atomic.Bool
-	mu     sync.Mutex
-	idle   *sync.Cond // signalled when the buffer empties
+	// Send hands encoded messages to the queue; one goroutine passes them
+	// to kafka-go many at a time. Encoding in the caller while kafka-go
+	// batches in the background overlaps the two, and kafka-go's cost per
+	// WriteMessages call is paid per slice, not per point.
+	qmu      sync.Mutex
+	queue    []kafka.Message
+	spare    []kafka.Message // the previous queue, reused
+	closed   bool            // under qmu: no message enters the queue after Close
+	wake     chan struct{}
+	stop     chan struct{}
+	loopDone chan struct{}
+	maxBytes int64 // kafka-go refuses a bigger message; Send reports it at once
+
+	mu   sync.Mutex
+	idle *sync.Cond // signalled when the buffer empties
 
 	sent, acked, failed, dropped atomic.Int64
 	bytesAcked, batches          atomic.Int64
@@ -132,12 +147,15 @@ func New(cfg Config, opts ...Option) (*Producer, error) {
 	}
 	cfg = cfg.withDefaults()
 	p := &Producer{
-		format:  cfg.Format,
-		drop:    cfg.DropWhenFull,
-		slots:   make(chan struct{}, cfg.Buffer),
-		onError: func(error, int) {},
-		observe: func(time.Duration) {},
-		headers: []kafka.Header{{Key: kafkaio.HeaderContentType, Value: []byte(cfg.Format.ContentType())}},
+		format:   cfg.Format,
+		drop:     cfg.DropWhenFull,
+		slots:    make(chan struct{}, cfg.Buffer),
+		onError:  func(error, int) {},
+		observe:  func(time.Duration) {},
+		headers:  []kafka.Header{{Key: kafkaio.HeaderContentType, Value: []byte(cfg.Format.ContentType())}},
+		wake:     make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+		loopDone: make(chan struct{}),
 	}
 	p.idle = sync.NewCond(&p.mu)
 	for _, o := range opts {
@@ -150,6 +168,8 @@ func New(cfg Config, opts ...Option) (*Producer, error) {
 		return nil, err
 	}
 	p.w = w
+	p.maxBytes = w.BatchBytes
+	go p.loop()
 	return p, nil
 }
 
@@ -162,7 +182,8 @@ func (p *Producer) Send(ctx context.Context, pt point.Point) error {
 	if err != nil {
 		return err
 	}
-	return p.enqueue(ctx, msg, &inflight{sent: time.Now()})
+	msg.Time = time.Now()
+	return p.enqueue(ctx, msg)
 }
 
 // SendBatch sends pts and waits until Kafka acknowledged all of them (or
@@ -183,7 +204,8 @@ func (p *Producer) SendBatch(ctx context.Context, pts []point.Point) error {
 	w.pending.Store(int64(len(msgs)) + 1) // +1 until every point was queued
 	now := time.Now()
 	for i := range msgs {
-		if err := p.enqueue(ctx, msgs[i], &inflight{sent: now, batch: w}); err != nil {
+		msgs[i].Time, msgs[i].WriterData = now, w
+		if err := p.enqueue(ctx, msgs[i]); err != nil {
 			w.finish(err)
 			return err
 		}
@@ -197,14 +219,9 @@ func (p *Producer) SendBatch(ctx context.Context, pts []point.Point) error {
 	}
 }
 
-// inflight travels with a message (kafka.Message.WriterData) to the
-// completion callback.
-type inflight struct {
-	sent  time.Time
-	batch *batchWait // nil for Send
-}
-
-// batchWait counts a SendBatch's messages still unacknowledged.
+// batchWait counts a SendBatch's messages still unacknowledged; it
+// travels with each of them as kafka.Message.WriterData. A message's Time
+// is when it was sent, for the produce latency.
 type batchWait struct {
 	pending atomic.Int64
 	mu      sync.Mutex
@@ -241,24 +258,69 @@ func (p *Producer) encode(pt point.Point) (kafka.Message, error) {
 		buf = point.AppendLine(buf, &pt)
 	}
 	p.sizeHint.Store(int64(len(buf)) + 16)
+	if p.maxBytes > 0 && int64(len(buf)) > p.maxBytes {
+		return kafka.Message{}, fmt.Errorf("point of %d bytes: more than a produce request's %d", len(buf), p.maxBytes)
+	}
 	return kafka.Message{Key: buf[:k:k], Value: buf[k:], Headers: p.headers}, nil
 }
 
-func (p *Producer) enqueue(ctx context.Context, m kafka.Message, in *inflight) error {
-	if p.closed.Load() {
-		return ErrClosed
-	}
+func (p *Producer) enqueue(ctx context.Context, m kafka.Message) error {
 	if err := p.acquire(ctx); err != nil {
 		return err
 	}
-	m.WriterData = in
-	p.sent.Add(1)
-	if err := p.w.WriteMessages(ctx, m); err != nil {
+	p.qmu.Lock()
+	if p.closed {
+		p.qmu.Unlock()
 		p.release(1)
-		p.sent.Add(-1)
-		return fmt.Errorf("queue point: %w", err)
+		return ErrClosed
+	}
+	p.queue = append(p.queue, m)
+	first := len(p.queue) == 1
+	p.qmu.Unlock()
+	p.sent.Add(1)
+	if first {
+		select {
+		case p.wake <- struct{}{}:
+		default:
+		}
 	}
 	return nil
+}
+
+// loop hands the queue to kafka-go until Close, then once more.
+func (p *Producer) loop() {
+	defer close(p.loopDone)
+	for {
+		select {
+		case <-p.wake:
+			p.drain()
+		case <-p.stop:
+			p.drain()
+			return
+		}
+	}
+}
+
+// drain passes what is queued to kafka-go, a slice at a time, until the
+// queue is empty. kafka-go copies the messages, so the slice is reused.
+func (p *Producer) drain() {
+	for {
+		p.qmu.Lock()
+		batch := p.queue
+		p.queue = p.spare[:0]
+		p.qmu.Unlock()
+		if len(batch) == 0 {
+			p.spare = batch
+			return
+		}
+		// Async: this only queues; it fails only for a closed writer or an
+		// oversized message, which encode already refused.
+		if err := p.w.WriteMessages(context.Background(), batch...); err != nil {
+			p.completed(batch, fmt.Errorf("queue points: %w", err))
+		}
+		clear(batch) // drop references to the points' memory
+		p.spare = batch
+	}
 }
 
 func (p *Producer) acquire(ctx context.Context) error {
@@ -304,13 +366,13 @@ func (p *Producer) completed(msgs []kafka.Message, err error) {
 		}
 		p.bytesAcked.Add(int64(n))
 		p.batches.Add(1)
-		if in, ok := msgs[0].WriterData.(*inflight); ok {
-			p.observe(time.Since(in.sent))
+		if len(msgs) > 0 {
+			p.observe(time.Since(msgs[0].Time))
 		}
 	}
 	for i := range msgs {
-		if in, ok := msgs[i].WriterData.(*inflight); ok && in.batch != nil {
-			in.batch.finish(err)
+		if w, ok := msgs[i].WriterData.(*batchWait); ok {
+			w.finish(err)
 		}
 	}
 	p.release(len(msgs))
@@ -343,7 +405,14 @@ func (p *Producer) Flush(ctx context.Context) error {
 // Close flushes (within ctx) and releases the connections. Send fails with
 // ErrClosed afterwards.
 func (p *Producer) Close(ctx context.Context) error {
-	p.closed.Store(true)
+	p.qmu.Lock()
+	closing := !p.closed
+	p.closed = true
+	p.qmu.Unlock()
+	if closing {
+		close(p.stop)
+	}
+	<-p.loopDone
 	ferr := p.Flush(ctx)
 	return errors.Join(ferr, p.w.Close())
 }

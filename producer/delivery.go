@@ -43,7 +43,7 @@ func deliveryFlags() []cli.Flag {
 		&cli.StringFlag{Name: "format", Value: "line", Usage: "wire format: line (InfluxDB line protocol) or json", EnvVars: env("format"), Category: cat},
 		&cli.IntFlag{Name: "batch-size", Value: 1000, Usage: "messages per produce request at most", EnvVars: env("batch-size"), Category: cat},
 		&cli.DurationFlag{Name: "linger", Value: 10 * time.Millisecond, Usage: "time a produce batch waits to fill", EnvVars: env("linger"), Category: cat},
-		&cli.IntFlag{Name: "buffer", Value: 10000, Usage: "points sent but not yet acknowledged by Kafka, at most", EnvVars: env("buffer"), Category: cat},
+		&cli.IntFlag{Name: "buffer", Value: 100_000, Usage: "points sent but not yet acknowledged by Kafka, at most", EnvVars: env("buffer"), Category: cat},
 		&cli.BoolFlag{Name: "drop-when-full", Usage: "drop (and count) points when the buffer is full instead of waiting", EnvVars: env("drop-when-full"), Category: cat},
 	}
 	flags = append(flags, kafkaio.TopicFlags()...)

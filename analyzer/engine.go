@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/metricpipe/metricpipe/shared/alert"
@@ -85,7 +86,7 @@ type series struct {
 	measurement string
 	field       string
 	tags        []point.Tag
-	outKeys     [4]string // field + each output suffix
+	outKeys     *[4]string // field + each output suffix, shared by the series of the partition with this field
 
 	det      *anomaly.Detector // nil until the season is known
 	ema      float64
@@ -99,12 +100,12 @@ type series struct {
 	rulesGen uint64 // generation of the rule set alerts were matched against
 }
 
-// ruleAlert is the lifecycle of one rule on one series.
+// ruleAlert is the lifecycle of one rule on one series. Its fingerprint
+// is computed when an event needs it, not kept.
 type ruleAlert struct {
 	rule   *rules.Rule
 	active bool // the condition held at the last evaluation
 	lc     alert.Lifecycle
-	fp     string
 }
 
 // firing reports whether any alert of the series is firing.
@@ -117,13 +118,23 @@ func (s *series) firing() bool {
 	return false
 }
 
-func newSeries(key string, p *point.Point, field string, a *analysis) *series {
-	s := &series{key: key, measurement: p.Measurement, field: field, tags: append([]point.Tag(nil), p.Tags...)}
-	for i, suf := range [...]string{sufForecast, sufLower, sufUpper, sufScore} {
-		s.outKeys[i] = field + suf
+// newSeries copies what it keeps of p: decoded strings share their
+// message's memory, which a long-lived series must not hold on to.
+func newSeries(key string, p *point.Point, field string, outKeys *[4]string) *series {
+	tags := make([]point.Tag, len(p.Tags))
+	for i, t := range p.Tags {
+		tags[i] = point.Tag{Key: strings.Clone(t.Key), Value: strings.Clone(t.Value)}
 	}
-	s.sma = make([]float64, 0, a.SMAWindow)
-	return s
+	return &series{key: key, measurement: strings.Clone(p.Measurement), field: outKeys[0][:len(field)], tags: tags, outKeys: outKeys}
+}
+
+// outputKeys returns the output field keys of field.
+func outputKeys(field string) *[4]string {
+	var k [4]string
+	for i, suf := range [...]string{sufForecast, sufLower, sufUpper, sufScore} {
+		k[i] = field + suf
+	}
+	return &k
 }
 
 // labels are the alert labels of the series: measurement, field and tags,
@@ -184,12 +195,20 @@ func (s *series) ensureDetector(a *analysis) bool {
 	return true
 }
 
-// averages folds x into the moving averages.
-func (s *series) averages(x float64, alpha float64) {
+// averages folds x into the moving averages; the SMA only while a rule
+// needs it (window > 0): its ring is most of a series' averaging memory.
+func (s *series) averages(x float64, alpha float64, window int) {
 	if s.n == 0 {
 		s.ema = x
 	} else {
 		s.ema += alpha * (x - s.ema)
+	}
+	if window == 0 {
+		s.sma, s.smaSum = nil, 0
+		return
+	}
+	if cap(s.sma) != window {
+		s.sma, s.smaSum = make([]float64, 0, window), 0
 	}
 	if len(s.sma) < cap(s.sma) {
 		s.sma = append(s.sma, x)
@@ -201,7 +220,12 @@ func (s *series) averages(x float64, alpha float64) {
 	s.sma[i] = x
 }
 
-func (s *series) smaValue() float64 { return s.smaSum / float64(len(s.sma)) }
+func (s *series) smaValue() float64 {
+	if len(s.sma) == 0 {
+		return math.NaN() // no rule needed it until now: no rule holds on it
+	}
+	return s.smaSum / float64(len(s.sma))
+}
 
 // seriesKey builds "measurement,tags field" into dst.
 func seriesKey(dst []byte, p *point.Point, field string) []byte {
@@ -215,7 +239,7 @@ func describe(s *series, ra *ruleAlert, state alert.State, v rules.Verdict, smp 
 	labels := s.labels(ra.rule)
 	summary, description := ra.rule.Render(v, labels)
 	e := alert.Event{
-		Fingerprint: ra.fp,
+		Fingerprint: alert.Fingerprint(ra.rule.Name, s.key),
 		Rule:        ra.rule.Name,
 		State:       state,
 		Severity:    ra.rule.Severity,

@@ -15,6 +15,17 @@ type ruleBook struct {
 	gen uint64
 }
 
+// usesSMA reports whether a rule of the book tests the simple moving
+// average.
+func (b *ruleBook) usesSMA() bool {
+	for _, r := range b.set.Rules {
+		if r.Kind == rules.Threshold && r.Threshold.Of == rules.OfSMA {
+			return true
+		}
+	}
+	return false
+}
+
 // engine analyzes the series of one partition: forecast, score, rules,
 // alert lifecycles. Not safe for concurrent use: one per partition worker,
 // which owns the state of its series.
@@ -24,6 +35,8 @@ type engine struct {
 	book   *ruleBook
 
 	series    map[string]*series
+	outKeys   map[string]*[4]string // by field name
+	smaWindow int                   // the SMA window while a rule uses it, else 0
 	untracked int64
 	key       []byte
 	matched   []*rules.Rule
@@ -36,12 +49,20 @@ type engine struct {
 }
 
 func newEngine(a *analysis, params anomaly.Params, book *ruleBook) *engine {
-	return &engine{a: a, params: params, book: book, series: make(map[string]*series)}
+	e := &engine{a: a, params: params, series: make(map[string]*series), outKeys: make(map[string]*[4]string)}
+	e.setRules(book)
+	return e
 }
 
 // setRules swaps the rule set; series rematch on their next point, keeping
 // the lifecycle of every rule whose definition did not change.
-func (e *engine) setRules(b *ruleBook) { e.book = b }
+func (e *engine) setRules(b *ruleBook) {
+	e.book = b
+	e.smaWindow = 0
+	if b.usesSMA() {
+		e.smaWindow = e.a.SMAWindow
+	}
+}
 
 // Reset forgets the output gathered so far: it was written.
 func (e *engine) Reset() {
@@ -70,7 +91,12 @@ func (e *engine) lookup(p *point.Point, field string) *series {
 		e.untracked++
 		return nil
 	}
-	s := newSeries(string(e.key), p, field, e.a)
+	keys, ok := e.outKeys[field]
+	if !ok {
+		keys = outputKeys(field)
+		e.outKeys[keys[0][:len(field)]] = keys
+	}
+	s := newSeries(string(e.key), p, field, keys)
 	e.series[s.key] = s
 	return s
 }
@@ -92,10 +118,12 @@ func (e *engine) processField(p *point.Point, f *point.Field, arrived int64) {
 	*smp = rules.Sample{Time: t, Value: y, Step: durationOf(s.step)}
 	if s.ensureDetector(e.a) {
 		fc := s.det.Forecaster()
-		var lo, hi float64
+		var halfBand float64
 		if e.a.WriteForecasts {
-			// The band is the forecaster's before it sees y, like the forecast.
-			lo, hi, _ = fc.Interval(1, e.a.IntervalZ)
+			// The band's width is the forecaster's before it sees y, like
+			// the forecast; it is centred on the forecast the detector used.
+			lo, hi, _ := fc.Interval(1, e.a.IntervalZ)
+			halfBand = (hi - lo) / 2
 		}
 		v := s.det.Observe(y, e.params)
 		if v.HasForecast {
@@ -104,14 +132,14 @@ func (e *engine) processField(p *point.Point, f *point.Field, arrived int64) {
 			if e.a.WriteForecasts {
 				e.fields = append(e.fields,
 					point.Field{Key: s.outKeys[0], Value: v.Forecast},
-					point.Field{Key: s.outKeys[1], Value: lo},
-					point.Field{Key: s.outKeys[2], Value: hi},
+					point.Field{Key: s.outKeys[1], Value: v.Forecast - halfBand},
+					point.Field{Key: s.outKeys[2], Value: v.Forecast + halfBand},
 					point.Field{Key: s.outKeys[3], Value: v.Score})
 			}
 		}
 		smp.Ahead = projector{fc}
 	}
-	s.averages(y, e.a.EMAAlpha)
+	s.averages(y, e.a.EMAAlpha, e.smaWindow)
 	if s.n < ^uint32(0) {
 		s.n++
 	}
@@ -155,7 +183,7 @@ func (e *engine) rematch(s *series) {
 	old := s.alerts
 	s.alerts = make([]ruleAlert, 0, len(e.matched))
 	for _, r := range e.matched {
-		ra := ruleAlert{rule: r, fp: alert.Fingerprint(r.Name, s.key)}
+		ra := ruleAlert{rule: r}
 		for _, o := range old {
 			if o.rule.Name == r.Name && o.rule.Hash == r.Hash {
 				ra.active, ra.lc = o.active, o.lc

@@ -18,7 +18,7 @@ type Timing struct {
 // replay walks through the same transitions. Not safe for concurrent use:
 // the partition worker owning the series owns its lifecycles.
 type Lifecycle struct {
-	state     State
+	state     phase
 	activeAt  int64 // when the condition became true (pending or firing)
 	startsAt  int64 // when the alert started firing
 	clearedAt int64 // when the condition stopped holding while firing; 0 while it holds
@@ -33,16 +33,16 @@ type Lifecycle struct {
 // already seen never fires, resolves or re-announces an alert early.
 func (l *Lifecycle) Step(active bool, now int64, t Timing) State {
 	switch l.state {
-	case Inactive, Resolved, "":
+	case inactive, resolved:
 		if !active {
-			l.state = Inactive
+			l.state = inactive
 			return Inactive
 		}
-		l.state, l.activeAt = Pending, now
+		l.state, l.activeAt = pending, now
 		return l.pending(now, t)
-	case Pending:
+	case pending:
 		if !active {
-			l.state = Inactive
+			l.state = inactive
 			return Inactive
 		}
 		return l.pending(now, t)
@@ -57,7 +57,7 @@ func (l *Lifecycle) Step(active bool, now int64, t Timing) State {
 		l.clearedAt = now
 	}
 	if !active && now-l.clearedAt >= int64(t.KeepFiringFor) {
-		l.state, l.endsAt = Resolved, max(now, l.startsAt)
+		l.state, l.endsAt = resolved, max(now, l.startsAt)
 		return Resolved
 	}
 	if t.Repeat > 0 && now-l.announced >= int64(t.Repeat) {
@@ -71,17 +71,32 @@ func (l *Lifecycle) pending(now int64, t Timing) State {
 	if now-l.activeAt < int64(t.For) {
 		return Inactive
 	}
-	l.state, l.startsAt, l.announced, l.clearedAt = Firing, now, now, 0
+	l.state, l.startsAt, l.announced, l.clearedAt = firing, now, now, 0
 	return Firing
 }
+
+// phase is State in a byte: a lifecycle per rule and series adds up.
+type phase uint8
+
+const (
+	inactive phase = iota
+	pending
+	firing
+	resolved
+)
 
 // State reports where the alert stands; Resolved until its condition holds
 // again.
 func (l *Lifecycle) State() State {
-	if l.state == "" {
-		return Inactive
+	switch l.state {
+	case pending:
+		return Pending
+	case firing:
+		return Firing
+	case resolved:
+		return Resolved
 	}
-	return l.state
+	return Inactive
 }
 
 // StartsAt is when the alert (last) started firing, Unix ns.
@@ -89,7 +104,7 @@ func (l *Lifecycle) StartsAt() int64 { return l.startsAt }
 
 // EndsAt is when the alert resolved, Unix ns; 0 unless resolved.
 func (l *Lifecycle) EndsAt() int64 {
-	if l.state != Resolved {
+	if l.state != resolved {
 		return 0
 	}
 	return l.endsAt

@@ -1,4 +1,33 @@
-// Package anomaly scores how surprising each point of a series is, given
-// the forecast made for it: a residual z-score against a robust, adaptive
-// scale, and a score in [0,1] derived from it.
+// Package anomaly judges, point by point, how surprising a series is: a
+// [Detector] per series forecasts each point before it arrives and
+// returns a [Verdict] with two measures of the surprise.
+//
+//   - Z, the residual z-score |y − ŷ|/σ of the point, with σ a robust,
+//     adaptive scale of the forecast's residuals floored at the series'
+//     typical step (so that noise-free, quantized or flat series do not
+//     turn rounding errors into alarms). It is high on every surprising
+//     point; alert rules `anomaly: {z: k}` use it.
+//   - Score in [0, 1], high only at the onset of an unusual episode: the
+//     point's z on a log scale of its normal tail probability (see
+//     [Score]) when it opens an episode, 0 for the rest of the episode.
+//     Alert rules `anomaly: {score: s}` use it, and so does the NAB
+//     evaluation (`analyzer eval`), which rewards the first detection of
+//     each anomaly and charges every false one.
+//
+// # Forecasts
+//
+// The Detector runs two forecasts and judges with the one whose recent
+// mean square error is lower (by a margin, so that it does not flap): the
+// forecaster it is given (package forecast: Holt, AR, Holt-Winters or
+// Auto), and its own seasonal forecast, which needs no configuration: it
+// tries a day and a week at the usual sampling steps (24, 48, 96, 144,
+// 168, 288 and 336 points), keeps the best, then smooths that season's
+// profile over seasons.
+//
+// # Cost
+//
+// A Detector is one allocation of 896 bytes plus its forecaster (768
+// bytes for the default Auto): 1,664 bytes per series. Observe is O(1)
+// (every 336 points it rescans its 336-point history, O(336)) and does
+// not allocate; see BenchmarkObserve and TestMemoryPerSeries.
 package anomaly

@@ -6,7 +6,9 @@ import (
 	"math"
 )
 
-// Config sets how a Scorer adapts.
+// Config sets how a Detector's residual scales (Scorers) adapt. The rest
+// of the detector (its seasonal forecast, its scale floor, its episodes)
+// needs no configuration.
 type Config struct {
 	// WarmUp is how many residuals a series must have seen before it is
 	// warm: before that its scores are computed but nothing acts on them.
@@ -38,7 +40,7 @@ func (c Config) Validate() error {
 }
 
 // Params are a Config turned into what Observe needs; shared by every
-// Scorer of a partition so a Scorer stays 16 bytes.
+// Detector and Scorer of a partition so that a Scorer stays 16 bytes.
 type Params struct {
 	warmUp uint32
 	decay  float64 // weight kept by the old scale at each point
@@ -53,8 +55,10 @@ func NewParams(c Config) (Params, error) {
 	return Params{warmUp: uint32(c.WarmUp), decay: math.Exp2(-1 / float64(c.HalfLife)), clip: c.Clip}, nil
 }
 
-// Scorer tracks one series' residual scale. Its zero value is ready. Not
-// safe for concurrent use.
+// Scorer tracks the residual scale of one forecast of one series: an
+// exponentially weighted mean absolute residual, clipped so that an outlier
+// cannot hide the next one. Its zero value is ready. Not safe for
+// concurrent use.
 type Scorer struct {
 	n   uint32
 	mad float64 // exponentially weighted mean absolute residual
@@ -69,34 +73,45 @@ const madToSigma = 1.2533141373155003 // √(π/2)
 const minScale = 1e-9
 
 // Observe scores residual (actual − forecast) against the scale seen so
-// far, then folds it into the scale. It returns the z-score |r|/σ, the
-// score in [0,1] (see Score), and whether the series is warm. A non-finite
-// residual scores 0 and leaves the scale alone.
-func (s *Scorer) Observe(residual float64, p Params) (z, score float64, warm bool) {
-	if math.IsNaN(residual) || math.IsInf(residual, 0) {
-		return 0, 0, s.n >= p.warmUp
+// far, σ = max(√(π/2)·mean |residual|, floor), then folds it into the
+// scale. It returns the z-score |residual|/σ (0 for the first residual,
+// which has no scale to be judged by) and whether the series is warm. A
+// residual counts at most Clip·σ towards the scale. A non-finite residual
+// scores 0 and leaves the scale alone. floor ≥ 0 is the caller's lower
+// bound on σ: the detector passes the series' typical step, so that a
+// noise-free series does not score its own rounding errors.
+func (s *Scorer) Observe(residual, floor float64, p Params) (z float64, warm bool) {
+	warm = s.n >= p.warmUp
+	if !finite(residual) {
+		return 0, warm
 	}
 	a := math.Abs(residual)
+	sigma := s.Scale(floor)
 	if s.n > 0 {
-		z = a / max(s.mad*madToSigma, minScale*(1+math.Abs(s.mad)))
+		z = a / sigma
 	}
-	warm = s.n >= p.warmUp
 	// Average plainly until the window is full, then decay.
 	w := p.decay
 	if s.n < p.warmUp {
 		w = float64(s.n) / float64(s.n+1)
-	} else if s.n > 0 && a > p.clip*s.mad*madToSigma {
-		a = p.clip * s.mad * madToSigma
+	} else if s.n > 0 {
+		a = min(a, p.clip*sigma)
 	}
 	s.mad = w*s.mad + (1-w)*a
 	if s.n < math.MaxUint32 {
 		s.n++
 	}
-	return z, Score(z), warm
+	return z, warm
 }
 
-// Sigma is the current residual scale (standard deviation).
+// Sigma is the residual scale (standard deviation) without a floor.
 func (s *Scorer) Sigma() float64 { return s.mad * madToSigma }
+
+// Scale is the residual scale z is measured in: Sigma, at least floor,
+// and never below minScale.
+func (s *Scorer) Scale(floor float64) float64 {
+	return max(s.mad*madToSigma, floor, minScale*(1+math.Abs(s.mad)))
+}
 
 // Warm reports whether the series has seen its warm-up.
 func (s *Scorer) Warm(p Params) bool { return s.n >= p.warmUp }

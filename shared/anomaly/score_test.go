@@ -40,7 +40,7 @@ func TestScorerFindsOutliersInNoise(t *testing.T) {
 	var s Scorer
 	var over4 int
 	for i := 0; i < 20000; i++ {
-		z, _, warm := s.Observe(rng.NormFloat64()*3, p)
+		z, warm := s.Observe(rng.NormFloat64()*3, 0, p)
 		if warm && z > 4 {
 			over4++
 		}
@@ -52,13 +52,13 @@ func TestScorerFindsOutliersInNoise(t *testing.T) {
 	if sg := s.Sigma(); math.Abs(sg-3) > 0.45 {
 		t.Errorf("sigma %v, want ≈ 3", sg)
 	}
-	z, score, warm := s.Observe(30, p)
-	if !warm || z < 8 || score < 0.99 {
-		t.Errorf("a 10σ residual scored z %v score %v warm %v", z, score, warm)
+	z, warm := s.Observe(30, 0, p)
+	if !warm || z < 8 {
+		t.Errorf("a 10σ residual scored z %v warm %v", z, warm)
 	}
 	// One outlier moves the scale by at most Clip·σ·(1-decay): the next
 	// outlier still stands out.
-	if z, _, _ := s.Observe(30, p); z < 8 {
+	if z, _ := s.Observe(30, 0, p); z < 8 {
 		t.Errorf("second outlier z %v: the first inflated the scale", z)
 	}
 }
@@ -67,14 +67,14 @@ func TestScorerWarmUp(t *testing.T) {
 	p, _ := NewParams(Config{WarmUp: 5, HalfLife: 10, Clip: 3})
 	var s Scorer
 	for i := range 5 {
-		if _, _, warm := s.Observe(1, p); warm {
+		if _, warm := s.Observe(1, 0, p); warm {
 			t.Fatalf("warm after %d residuals, want after 5", i)
 		}
 	}
-	if _, _, warm := s.Observe(1, p); !warm {
+	if _, warm := s.Observe(1, 0, p); !warm {
 		t.Fatal("not warm after 5 residuals")
 	}
-	if z, _, _ := s.Observe(math.Inf(1), p); z != 0 {
+	if z, _ := s.Observe(math.Inf(1), 0, p); z != 0 {
 		t.Fatalf("infinite residual scored z %v", z)
 	}
 	if sg := s.Sigma(); math.Abs(sg-madToSigma) > 1e-12 {
@@ -94,10 +94,24 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-func TestObserveAllocs(t *testing.T) {
+// TestScorerFloor: the floor bounds the scale from below, for z and for
+// the clip, and the zero scale of an exact forecast does not make z
+// explode once a floor is given.
+func TestScorerFloor(t *testing.T) {
 	p, _ := NewParams(DefaultConfig())
-	var s Scorer
-	if n := testing.AllocsPerRun(1000, func() { s.Observe(1.5, p) }); n != 0 {
-		t.Fatalf("Observe allocates %v times", n)
+	f := func(residuals []float64, floor, last, wantZ float64) {
+		t.Helper()
+		var s Scorer
+		for _, r := range residuals {
+			s.Observe(r, floor, p)
+		}
+		if z, _ := s.Observe(last, floor, p); math.Abs(z-wantZ) > 1e-9*wantZ {
+			t.Errorf("after %v with floor %v: residual %v scored z %v, want %v", residuals, floor, last, z, wantZ)
+		}
 	}
+	zeros := make([]float64, 50)
+	f(zeros, 0.5, 1, 2)                              // exact forecasts: the floor is the scale
+	f(zeros, 0, 1, 1/minScale)                       // no floor: maximally surprising
+	f([]float64{2, -2, 2}, 0.5, 5, 5/(2*madToSigma)) // the scale above the floor wins
+	f([]float64{0.1, -0.1}, 1, -3, 3)
 }

@@ -42,6 +42,8 @@ type output struct {
 	log         zerolog.Logger
 	hotLog      zerolog.Logger
 	writable    atomic.Bool // false while writes are being retried: /readyz reports it
+	// Totals for the summary logged on stop.
+	analyzed, published atomic.Int64
 }
 
 // handler analyzes one partition's batches. The offsets of a batch are
@@ -92,6 +94,7 @@ func (h *handler) Handle(ctx context.Context, batch []kafka.Message) error {
 		points += len(pts)
 	}
 	h.out.metrics.points.Add(float64(points))
+	h.out.analyzed.Add(int64(points))
 	if now-h.checkedAt >= absenceEvery {
 		h.housekeep(now)
 	}
@@ -170,6 +173,7 @@ func (h *handler) publish(ctx context.Context, events []alert.Event) error {
 		return fmt.Errorf("publish %d alerts: %w", len(h.msgs), err)
 	}
 	h.out.metrics.publishSeconds.Observe(time.Since(start).Seconds())
+	h.out.published.Add(int64(len(events)))
 	for i := range events {
 		h.out.metrics.alerts.WithLabelValues(string(events[i].State), events[i].Severity).Inc()
 	}

@@ -157,6 +157,8 @@ func run(ctx context.Context, cfg config, log zerolog.Logger, reg *prometheus.Re
 					series: m.series.WithLabelValues(strconv.Itoa(partition))}, nil
 			})
 		})
-		return g.Wait()
+		err = g.Wait()
+		log.Info().Int64("points", out.analyzed.Load()).Int64("alerts", out.published.Load()).Msg("summary")
+		return err
 	})
 }

@@ -23,7 +23,7 @@ func TestWalkingSkeleton(t *testing.T) {
 	consumer := b.consumer("consumer", testbed.FreeAddr(t))
 	analyzer := testbed.Start(t, "analyzer", b.bins["analyzer"], "--kafka-brokers", b.brokers, "--topic", b.topic,
 		"--group", b.topic+"-analyzer", "--alert-topic", b.topic+"-alerts", "--flush-interval", "200ms",
-		"--http-addr", testbed.FreeAddr(t), "--log-format", "console")
+		"--influx-url", b.influxURL, "--influx-bucket", b.bucket, "--http-addr", testbed.FreeAddr(t), "--log-format", "console")
 	if err := b.produce(points).Wait(2 * time.Minute); err != nil {
 		t.Fatalf("producer: %v", err)
 	}

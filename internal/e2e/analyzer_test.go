@@ -249,7 +249,7 @@ func TestAnalyzerRulesReload(t *testing.T) {
 	writeFile(t, bad, "rules:\n  - name: x\n    threshold: {above: ninety}\n")
 	start := testbed.Start(t, "analyzer-bad", b.bins["analyzer"], "--kafka-brokers", b.brokers, "--topic", b.topic,
 		"--rules", bad, "--influx-url", b.influxURL, "--influx-bucket", b.bucket, "--http-addr", testbed.FreeAddr(t))
-	if err := start.Wait(30*time.Second); err == nil || !strings.Contains(start.Output(), "bad.yaml:3: rules[0] (x): threshold.above") {
+	if err := start.Wait(30 * time.Second); err == nil || !strings.Contains(start.Output(), "bad.yaml:3: rules[0] (x): threshold.above") {
 		t.Fatalf("analyzer with an invalid rule file: %v\n%s", err, start.Output())
 	}
 

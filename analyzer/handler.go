@@ -36,12 +36,12 @@ type pointWriter interface {
 type output struct {
 	alerts      messageWriter
 	sink        pointWriter
-	measurement string // of alert events in InfluxDB
-	backoff     retry.Backoff
+	writes      *influx.Writes
+	measurement string        // of alert events in InfluxDB
+	backoff     retry.Backoff // of alert publishes
 	metrics     metrics
 	log         zerolog.Logger
 	hotLog      zerolog.Logger
-	writable    atomic.Bool // false while writes are being retried: /readyz reports it
 	// Totals for the summary logged on stop.
 	analyzed, published atomic.Int64
 }
@@ -126,7 +126,8 @@ func (h *handler) flush(ctx context.Context) error {
 	if err := h.publish(ctx, h.eng.events); err != nil {
 		return err
 	}
-	if err := h.out.write(ctx, h.eng.out, h.out.sink.Write); err != nil {
+	pts := h.eng.out
+	if err := h.out.write(ctx, len(pts), func(ctx context.Context) error { return h.out.sink.Write(ctx, pts) }); err != nil {
 		return err
 	}
 	if len(h.eng.events) > 0 {
@@ -135,9 +136,7 @@ func (h *handler) flush(ctx context.Context) error {
 			h.buf = appendAlertLine(h.buf, h.out.measurement, &h.eng.events[i])
 		}
 		n := len(h.eng.events)
-		if err := h.out.write(ctx, nil, func(ctx context.Context, _ []point.Point) error {
-			return h.out.sink.WriteLines(ctx, h.buf, n)
-		}); err != nil {
+		if err := h.out.write(ctx, n, func(ctx context.Context) error { return h.out.sink.WriteLines(ctx, h.buf, n) }); err != nil {
 			return err
 		}
 	}
@@ -180,23 +179,16 @@ func (h *handler) publish(ctx context.Context, events []alert.Event) error {
 	return nil
 }
 
-// write writes pts with w, retrying transient failures until ctx is done.
-// What InfluxDB refuses for good (a field type clash with existing data,
-// say) is dropped and counted: forecasts are derived data, and the alert
-// events already reached Kafka.
-func (o *output) write(ctx context.Context, pts []point.Point, w func(context.Context, []point.Point) error) error {
+// write writes n points with w, retrying transient failures until ctx is
+// done. What InfluxDB refuses for good (a field type clash with existing
+// data, say) is dropped and counted: forecasts are derived data, and the
+// alert events already reached Kafka.
+func (o *output) write(ctx context.Context, n int, w func(context.Context) error) error {
+	if n == 0 {
+		return nil
+	}
 	start := time.Now()
-	err := retry.Do(ctx, o.backoff, func(ctx context.Context) error {
-		err := w(ctx, pts)
-		if err != nil && !influx.IsRetryable(err) {
-			return retry.Permanent(err)
-		}
-		return err
-	}, func(attempt int, delay time.Duration, err error) {
-		o.writable.Store(false)
-		o.metrics.retries.WithLabelValues("influxdb").Inc()
-		o.log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", delay).Msg("influxdb write failed; retrying")
-	})
+	err := o.writes.Do(ctx, w)
 	if err != nil && retry.IsPermanent(err) {
 		o.metrics.rejected.Inc()
 		o.hotLog.Warn().Err(err).Msg("influxdb refused analyzer output; dropped")
@@ -205,7 +197,6 @@ func (o *output) write(ctx context.Context, pts []point.Point, w func(context.Co
 	if err != nil {
 		return err
 	}
-	o.writable.Store(true)
 	o.metrics.writeSeconds.Observe(time.Since(start).Seconds())
 	return nil
 }

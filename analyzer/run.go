@@ -119,18 +119,14 @@ func run(ctx context.Context, cfg config, log zerolog.Logger, reg *prometheus.Re
 		return err
 	}
 	defer sink.Close()
-	out := &output{sink: sink, measurement: cfg.AlertsMeasurement, backoff: retry.DefaultBackoff(), metrics: m, log: log,
+	writes := &influx.Writes{Sink: sink, Backoff: retry.DefaultBackoff(), OnRetry: func(attempt int, delay time.Duration, err error) {
+		m.retries.WithLabelValues("influxdb").Inc()
+		log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", delay).Msg("influxdb write failed; retrying")
+	}}
+	out := &output{sink: sink, writes: writes, measurement: cfg.AlertsMeasurement, backoff: retry.DefaultBackoff(), metrics: m, log: log,
+		// Per-point warnings are sampled; the counters carry the totals.
 		hotLog: log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Second})}
-	out.writable.Store(true)
-	checks := []service.Check{
-		{Name: "kafka", Probe: admin.Ping},
-		{Name: "influxdb", Probe: func(ctx context.Context) error {
-			if !out.writable.Load() {
-				return errors.New("writes are failing and being retried")
-			}
-			return sink.Ping(ctx)
-		}},
-	}
+	checks := []service.Check{{Name: "kafka", Probe: admin.Ping}, writes.Check()}
 	return service.Run(ctx, log, cfg.Service.HTTPAddr, reg, checks, func(ctx context.Context) error {
 		if err := admin.EnsureTopics(ctx, cfg.Topic, cfg.Alerts); err != nil {
 			return err

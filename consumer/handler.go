@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,13 +20,12 @@ import (
 // output is where every partition's handler writes: InfluxDB, and the
 // dead-letter topic for what cannot be written. Safe for concurrent use.
 type output struct {
-	sink     *influx.Sink
-	dlq      *kafkaio.DeadLetters
-	backoff  retry.Backoff
-	metrics  metrics
-	log      zerolog.Logger
-	hotLog   zerolog.Logger
-	writable atomic.Bool // false while writes are being retried: /readyz reports it
+	writes  *influx.Writes
+	dlq     *kafkaio.DeadLetters
+	backoff retry.Backoff // of dead-letter publishes
+	metrics metrics
+	log     zerolog.Logger
+	hotLog  zerolog.Logger
 }
 
 // handler turns a batch of one partition's messages into one InfluxDB write
@@ -238,21 +236,9 @@ func (o *output) write(ctx context.Context, pts []point.Point) error {
 		return nil
 	}
 	start := time.Now()
-	err := retry.Do(ctx, o.backoff, func(ctx context.Context) error {
-		err := o.sink.Write(ctx, pts)
-		if err != nil && !influx.IsRetryable(err) {
-			return retry.Permanent(err)
-		}
-		return err
-	}, func(attempt int, delay time.Duration, err error) {
-		o.writable.Store(false)
-		o.metrics.retries.Inc()
-		o.log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", delay).Int("points", len(pts)).Msg("influxdb write failed; retrying")
-	})
-	if err != nil {
+	if err := o.writes.Do(ctx, func(ctx context.Context) error { return o.writes.Sink.Write(ctx, pts) }); err != nil {
 		return err
 	}
-	o.writable.Store(true)
 	o.metrics.writeSeconds.Observe(time.Since(start).Seconds())
 	return nil
 }

@@ -84,19 +84,15 @@ func run(ctx context.Context, cfg config, log zerolog.Logger, reg *prometheus.Re
 		return err
 	}
 	defer sink.Close()
-	out := &output{sink: sink, backoff: retry.DefaultBackoff(), metrics: newMetrics(reg), log: log,
+	m := newMetrics(reg)
+	writes := &influx.Writes{Sink: sink, Backoff: retry.DefaultBackoff(), OnRetry: func(attempt int, delay time.Duration, err error) {
+		m.retries.Inc()
+		log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", delay).Msg("influxdb write failed; retrying")
+	}}
+	out := &output{writes: writes, backoff: retry.DefaultBackoff(), metrics: m, log: log,
 		// Per-message warnings are sampled; the counters carry the totals.
 		hotLog: log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Second})}
-	out.writable.Store(true)
-	checks := []service.Check{
-		{Name: "kafka", Probe: admin.Ping},
-		{Name: "influxdb", Probe: func(ctx context.Context) error {
-			if !out.writable.Load() {
-				return errors.New("writes are failing and being retried")
-			}
-			return sink.Ping(ctx)
-		}},
-	}
+	checks := []service.Check{{Name: "kafka", Probe: admin.Ping}, writes.Check()}
 	return service.Run(ctx, log, cfg.Service.HTTPAddr, reg, checks, func(ctx context.Context) error {
 		if err := admin.EnsureTopics(ctx, cfg.Topic, cfg.DLQ); err != nil {
 			return err

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
 
@@ -234,10 +233,10 @@ func consume(b *testing.B, kc kafkaio.Config, influxURL string, msgs []kafka.Mes
 	// (with the derived points of its batch, written before it is counted).
 	var start time.Time
 	for {
-		if start.IsZero() && counter(reg, "metricpipe_kafka_messages_fetched_total") > 0 {
+		if start.IsZero() && testbed.CounterSum(reg, "metricpipe_kafka_messages_fetched_total") > 0 {
 			start = time.Now()
 		}
-		if counter(reg, "metricpipe_consumer_points_written_total") == benchTotal {
+		if testbed.CounterSum(reg, "metricpipe_consumer_points_written_total") == benchTotal {
 			break
 		}
 		select {
@@ -247,18 +246,4 @@ func consume(b *testing.B, kc kafkaio.Config, influxURL string, msgs []kafka.Mes
 		}
 	}
 	return time.Since(start)
-}
-
-func counter(reg *prometheus.Registry, name string) float64 {
-	mfs, _ := reg.Gather()
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			var sum float64
-			for _, m := range mf.GetMetric() {
-				sum += m.GetCounter().GetValue()
-			}
-			return sum
-		}
-	}
-	return 0
 }

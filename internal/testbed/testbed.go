@@ -22,6 +22,7 @@ import (
 	"time"
 
 	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Environment variables set by scripts/testbed.sh.
@@ -166,4 +167,20 @@ func FluxRows(ctx context.Context, base, flux string) ([]map[string]any, error) 
 		rows = append(rows, res.Record().Values())
 	}
 	return rows, res.Err()
+}
+
+// CounterSum returns the sum of the counter name's series in reg (0 when
+// it has none): benchmarks watch a service run in-process this way.
+func CounterSum(reg *prometheus.Registry, name string) float64 {
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			var sum float64
+			for _, m := range mf.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+			return sum
+		}
+	}
+	return 0
 }

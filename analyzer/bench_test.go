@@ -227,15 +227,7 @@ func analyze(b *testing.B, kc kafkaio.Config, influxURL, topic string, forecasts
 	}
 	a := *benchAnalysis(0)
 	a.WriteForecasts = forecasts
-	cfg := config{
-		Service:  service.Config{LogFormat: "json", LogLevel: "warn", HTTPAddr: "127.0.0.1:0"},
-		Kafka:    kc,
-		Influx:   influx.Config{URL: influxURL, Bucket: testbed.CreateDatabase(b, influxURL, testbed.UniqueName("bench_")), BatchSize: 5000, FlushInterval: time.Second, Timeout: 30 * time.Second},
-		Topic:    kafkaio.TopicSpec{Name: topic, Partitions: benchPartitions, ReplicationFactor: 1},
-		Alerts:   kafkaio.TopicSpec{Name: topic + "-alerts", Partitions: 1, ReplicationFactor: 1},
-		Group:    kafkaio.GroupConfig{Topic: topic, Group: topic + "-analyzer", BatchSize: 1000, BatchWait: 100 * time.Millisecond, DrainTimeout: 10 * time.Second, IdleAfter: 10 * time.Second},
-		Analysis: a, RulesFile: rulesFile, RulesPoll: time.Minute, AlertsMeasurement: "metricpipe_alerts",
-	}
+	cfg := benchConfig(b, kc, influxURL, topic, rulesFile, a)
 	runtime.GC()
 	ctx, stop := context.WithCancel(b.Context())
 	done := make(chan error, 1)
@@ -304,15 +296,7 @@ func alertLatencies(b *testing.B, kc kafkaio.Config, influxURL string) []time.Du
 	}
 	a := *benchAnalysis(0)
 	a.Anomaly.WarmUp = 30
-	cfg := config{
-		Service:  service.Config{LogFormat: "json", LogLevel: "warn", HTTPAddr: "127.0.0.1:0"},
-		Kafka:    kc,
-		Influx:   influx.Config{URL: influxURL, Bucket: testbed.CreateDatabase(b, influxURL, testbed.UniqueName("bench_")), BatchSize: 5000, FlushInterval: time.Second, Timeout: 30 * time.Second},
-		Topic:    kafkaio.TopicSpec{Name: topic, Partitions: benchPartitions, ReplicationFactor: 1},
-		Alerts:   kafkaio.TopicSpec{Name: topic + "-alerts", Partitions: 1, ReplicationFactor: 1},
-		Group:    kafkaio.GroupConfig{Topic: topic, Group: topic + "-analyzer", BatchSize: 1000, BatchWait: 100 * time.Millisecond, DrainTimeout: 10 * time.Second, IdleAfter: 10 * time.Second},
-		Analysis: a, RulesFile: rulesFile, RulesPoll: time.Minute, AlertsMeasurement: "metricpipe_alerts",
-	}
+	cfg := benchConfig(b, kc, influxURL, topic, rulesFile, a)
 	ctx, stop := context.WithCancel(b.Context())
 	defer stop()
 	done := make(chan error, 1)
@@ -413,4 +397,20 @@ func alertLatencies(b *testing.B, kc kafkaio.Config, influxURL string) []time.Du
 		b.Fatalf("%d of %d spikes alerted", len(lat), len(sent))
 	}
 	return lat
+}
+
+// benchConfig is the analyzer's configuration in the benchmarks: the
+// flags' defaults on topic, with a fresh database.
+func benchConfig(b *testing.B, kc kafkaio.Config, influxURL, topic, rulesFile string, a analysis) config {
+	return config{
+		Service: service.Config{LogFormat: "json", LogLevel: "warn", HTTPAddr: "127.0.0.1:0"},
+		Kafka:   kc,
+		Influx: influx.Config{URL: influxURL, Bucket: testbed.CreateDatabase(b, influxURL, testbed.UniqueName("bench_")),
+			BatchSize: 5000, FlushInterval: time.Second, Timeout: 30 * time.Second},
+		Topic:  kafkaio.TopicSpec{Name: topic, Partitions: benchPartitions, ReplicationFactor: 1},
+		Alerts: kafkaio.TopicSpec{Name: topic + "-alerts", Partitions: 1, ReplicationFactor: 1},
+		Group: kafkaio.GroupConfig{Topic: topic, Group: topic + "-analyzer", BatchSize: 1000, BatchWait: 100 * time.Millisecond,
+			DrainTimeout: 10 * time.Second, IdleAfter: 10 * time.Second},
+		Analysis: a, RulesFile: rulesFile, RulesPoll: time.Minute, AlertsMeasurement: "metricpipe_alerts",
+	}
 }

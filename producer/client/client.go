@@ -248,20 +248,25 @@ func (p *Producer) encode(pt point.Point) (kafka.Message, error) {
 	if err := pt.Validate(); err != nil {
 		return kafka.Message{}, fmt.Errorf("invalid point: %w", err)
 	}
-	// Key and value share one allocation, sized from the previous point.
+	// Key and value share one allocation, sized from the previous point; in
+	// line protocol the key is the line's beginning.
 	buf := make([]byte, 0, p.sizeHint.Load())
-	buf = point.AppendSeriesKey(buf, &pt)
-	k := len(buf)
+	var k int
 	if p.format == point.FormatJSON {
+		buf = point.AppendSeriesKey(buf, &pt)
+		k = len(buf)
 		buf = point.AppendJSON(buf, &pt)
 	} else {
-		buf = point.AppendLine(buf, &pt)
+		buf, k = point.AppendLineKeyed(buf, &pt)
 	}
 	p.sizeHint.Store(int64(len(buf)) + 16)
 	if p.maxBytes > 0 && int64(len(buf)) > p.maxBytes {
 		return kafka.Message{}, fmt.Errorf("point of %d bytes: more than a produce request's %d", len(buf), p.maxBytes)
 	}
-	return kafka.Message{Key: buf[:k:k], Value: buf[k:], Headers: p.headers}, nil
+	if p.format == point.FormatJSON {
+		return kafka.Message{Key: buf[:k:k], Value: buf[k:], Headers: p.headers}, nil
+	}
+	return kafka.Message{Key: buf[:k:k], Value: buf, Headers: p.headers}, nil
 }
 
 func (p *Producer) enqueue(ctx context.Context, m kafka.Message) error {

@@ -423,10 +423,20 @@ func parseTimestamp(t string) (int64, bool) {
 // 0. The output decodes back to p when p is valid; AppendLine does not check.
 // It does not allocate when dst has enough capacity.
 func AppendLine(dst []byte, p *Point) []byte {
+	dst, _ = AppendLineKeyed(dst, p)
+	return dst
+}
+
+// AppendLineKeyed is AppendLine that also returns where the series key
+// ends: with p's tags sorted, the appended line begins with p's series key
+// (AppendSeriesKey), keyEnd bytes into dst, so a producer gets key and value
+// from one encoding.
+func AppendLineKeyed(dst []byte, p *Point) (line []byte, keyEnd int) {
 	dst = appendEscaped(dst, p.Measurement, false)
 	for i := range p.Tags {
 		dst = appendTag(dst, &p.Tags[i])
 	}
+	keyEnd = len(dst)
 	for i := range p.Fields {
 		if i == 0 {
 			dst = append(dst, ' ')
@@ -441,7 +451,7 @@ func AppendLine(dst []byte, p *Point) []byte {
 		dst = append(dst, ' ')
 		dst = strconv.AppendInt(dst, p.Time, 10)
 	}
-	return append(dst, '\n')
+	return append(dst, '\n'), keyEnd
 }
 
 // AppendLines appends each of ps with AppendLine.

@@ -331,7 +331,10 @@ func TestRoundTripProperty(t *testing.T) {
 		if err := p.Validate(); err != nil {
 			t.Fatalf("generated an invalid point %s: %v", dump(p), err)
 		}
-		line := AppendLine(nil, &p)
+		line, keyEnd := AppendLineKeyed(nil, &p)
+		if key := AppendSeriesKey(nil, &p); string(line[:keyEnd]) != string(key) {
+			t.Fatalf("#%d line %q begins with key %q, want the series key %q", i, line, line[:keyEnd], key)
+		}
 		got, err := d.DecodeLine(nil, line)
 		if err != nil || !samePoints(got, []Point{p}) {
 			t.Fatalf("#%d line round trip of %s via %q: got %q, %v", i, dump(p), line, dumpAll(got), err)

@@ -105,8 +105,8 @@ func run(ctx context.Context) error {
 		args []string
 	}{
 		{"consumer", nil},
-		{"analyzer", nil},
-		{"producer", []string{"synthetic", "--series", "20", "--rate", "200", "--interval", "100ms"}},
+		{"analyzer", []string{"--rules", filepath.Join(root, "deploy", "rules.yaml")}},
+		{"producer", []string{"synthetic", "--series", "20", "--rate", "200", "--interval", "100ms", "--anomaly-rate", "0.001"}},
 	} {
 		cmd, err := startService(filepath.Join(bin, p.name), p.args, env, filepath.Join(logs, p.name+".log"))
 		if err != nil {
@@ -226,6 +226,7 @@ func liveView(ctx context.Context, influxURL, bucket string, procs []*proc) {
 			scrape("127.0.0.1:9102", "metricpipe_consumer_points_written_total"),
 			scrape("127.0.0.1:9103", "metricpipe_analyzer_points_total"),
 		}
+		alerts := scrape("127.0.0.1:9103", "metricpipe_analyzer_alerts_total")
 		stored := "?"
 		flux := fmt.Sprintf(`from(bucket: %q) |> range(start: -1h, stop: 2100-01-01T00:00:00Z) |> filter(fn: (r) => r._measurement == "synthetic") |> group() |> count()`, bucket)
 		if res, err := query.Query(ctx, flux); err == nil {
@@ -234,8 +235,8 @@ func liveView(ctx context.Context, influxURL, bucket string, procs []*proc) {
 			}
 			res.Close()
 		}
-		fmt.Printf("%s  produced %7.0f (%4.0f/s) │ consumer wrote %7.0f (%4.0f/s) │ analyzer saw %7.0f (%4.0f/s) │ InfluxDB holds %s\n",
-			time.Now().Format(time.TimeOnly), now[0], (now[0]-last[0])/2, now[1], (now[1]-last[1])/2, now[2], (now[2]-last[2])/2, stored)
+		fmt.Printf("%s  produced %7.0f (%4.0f/s) │ consumer wrote %7.0f (%4.0f/s) │ analyzer saw %7.0f (%4.0f/s), %3.0f alert events │ InfluxDB holds %s\n",
+			time.Now().Format(time.TimeOnly), now[0], (now[0]-last[0])/2, now[1], (now[1]-last[1])/2, now[2], (now[2]-last[2])/2, alerts, stored)
 		last = now
 	}
 }
@@ -252,16 +253,18 @@ func scrape(addr, name string) float64 {
 	return counter(resp.Body, name)
 }
 
+// counter sums the series of the counter name (all its label sets).
 func counter(r io.Reader, name string) float64 {
+	var sum float64
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
-		line := sc.Text()
-		if rest, ok := strings.CutPrefix(line, name+" "); ok {
-			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
-			if err == nil {
-				return v
-			}
+		rest, ok := strings.CutPrefix(sc.Text(), name)
+		if !ok || rest == "" || (rest[0] != ' ' && rest[0] != '{') {
+			continue
+		}
+		if v, err := strconv.ParseFloat(rest[strings.LastIndexByte(rest, ' ')+1:], 64); err == nil {
+			sum += v
 		}
 	}
-	return 0
+	return sum
 }

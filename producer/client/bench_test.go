@@ -13,7 +13,7 @@ import (
 	"github.com/metricpipe/metricpipe/shared/point"
 )
 
-const benchProduce = 200000
+const benchProduce = 1_000_000
 
 // BenchmarkProducerThroughput sends the same points to the test bed's Kafka
 // through a Producer and, as the baseline in the same iteration, through a

@@ -126,8 +126,8 @@ type Producer struct {
 	queue    []kafka.Message
 	spare    []kafka.Message // the previous queue, reused
 	closed   bool            // under qmu: no message enters the queue after Close
-	wake     chan struct{} // the queue got its first message
-	full     chan struct{} // the queue reached gatherSize
+	wake     chan struct{}   // the queue got its first message
+	full     chan struct{}   // the queue reached gatherSize
 	stop     chan struct{}
 	loopDone chan struct{}
 	maxBytes int64 // kafka-go refuses a bigger message; Send reports it at once

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"math"
+
 	"github.com/metricpipe/metricpipe/shared/alert"
 	"github.com/metricpipe/metricpipe/shared/anomaly"
 	"github.com/metricpipe/metricpipe/shared/forecast"
@@ -235,7 +237,21 @@ func (e *engine) Expire(now int64) int {
 // goes into the interface without an allocation.
 type projector struct{ fc *forecast.Forecaster }
 
+// Ahead is NaN while the forecaster warms up: no bound is crossed then.
 func (p projector) Ahead(steps int) float64 {
-	v, _ := p.fc.Ahead(steps)
+	v, ok := p.fc.Ahead(steps)
+	if !ok {
+		return math.NaN()
+	}
 	return v
+}
+
+// AheadMany makes predictive rules cost one pass of the forecaster, not one
+// per probed horizon (autoregression's h-step forecast is O(h)).
+func (p projector) AheadMany(steps []int, out []float64) {
+	if !p.fc.AheadMany(steps, out) {
+		for i := range steps {
+			out[i] = math.NaN()
+		}
+	}
 }

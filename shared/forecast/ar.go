@@ -98,6 +98,22 @@ func (a *arModel) forecast(h int) float64 {
 	return y
 }
 
+// forecastMany sets out[i] to forecast(hs[i]) for ascending hs, running the
+// recursion once, to the last horizon.
+func (a *arModel) forecastMany(hs []int, out []float64) {
+	v, p := a.hist, int(a.order)
+	var y float64
+	step := 0
+	for i, h := range hs {
+		for ; step < h; step++ {
+			y = a.next(&v)
+			copy(v[1:p], v[:p-1])
+			v[0] = y
+		}
+		out[i] = y
+	}
+}
+
 // next returns the one-step forecast after the values v, newest first.
 func (a *arModel) next(v *[MaxOrder]float64) float64 {
 	p := int(a.order)

@@ -224,6 +224,47 @@ func (f *Forecaster) Ahead(h int) (yhat float64, ok bool) {
 	return yhat, finite(yhat)
 }
 
+// AheadMany sets out[i] to Ahead(hs[i]) for ascending horizons hs (each
+// ≥ 1; out at least as long), in one pass: AR's recursion runs once to the
+// last horizon instead of once per horizon, O(max(hs)·p) rather than
+// O(Σhs·p). ok is false, and out unspecified, as Ahead would report for any
+// of them. It does not allocate.
+func (f *Forecaster) AheadMany(hs []int, out []float64) (ok bool) {
+	if len(hs) == 0 {
+		return true
+	}
+	if hs[0] < 1 {
+		panic(fmt.Sprintf("forecast: AheadMany(%v): want horizons ≥ 1", hs))
+	}
+	switch f.cur {
+	case modelHolt:
+		if !f.holt.ready() {
+			return false
+		}
+		for i, h := range hs {
+			out[i] = f.holt.forecast(h)
+		}
+	case modelHW:
+		if !f.hw.ready() {
+			return false
+		}
+		for i, h := range hs {
+			out[i] = f.hw.forecast(h)
+		}
+	default:
+		if !f.ar.ready() {
+			return false
+		}
+		f.ar.forecastMany(hs, out)
+	}
+	for _, y := range out[:len(hs)] {
+		if !finite(y) {
+			return false
+		}
+	}
+	return true
+}
+
 // Sigma returns the standard deviation of the one-step residuals of the
 // model in use: the root of their exponentially weighted mean square,
 // with half-life ErrorHalfLife. The mean square rather than the variance

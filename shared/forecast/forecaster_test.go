@@ -250,3 +250,37 @@ func TestAheadPanics(t *testing.T) {
 	}()
 	mustNew(t, DefaultConfig()).Ahead(0)
 }
+
+// TestAheadMany: one pass over several horizons gives what Ahead gives for
+// each, for every model, and allocates nothing.
+func TestAheadMany(t *testing.T) {
+	hs := []int{1, 2, 7, 30, 31, 200}
+	for _, kind := range []Kind{Holt, HoltWinters, AR, Auto} {
+		c := DefaultConfig()
+		c.Kind = kind
+		if kind == HoltWinters {
+			c.Season = 12
+		}
+		f := mustNew(t, c)
+		out := make([]float64, len(hs))
+		if f.AheadMany(hs, out) {
+			t.Fatalf("%s: AheadMany ok before any data", kind)
+		}
+		r := rand.New(rand.NewPCG(3, 4))
+		for i := range 300 {
+			f.Update(50 + 10*math.Sin(float64(i)/3) + 0.1*float64(i) + r.NormFloat64())
+		}
+		if !f.AheadMany(hs, out) {
+			t.Fatalf("%s: AheadMany not ok after 300 points", kind)
+		}
+		for i, h := range hs {
+			want, ok := f.Ahead(h)
+			if !ok || out[i] != want {
+				t.Errorf("%s: AheadMany at %d = %v, Ahead = %v (ok %v)", kind, h, out[i], want, ok)
+			}
+		}
+		if n := testing.AllocsPerRun(100, func() { f.AheadMany(hs, out) }); n != 0 {
+			t.Errorf("%s: AheadMany allocates %v times", kind, n)
+		}
+	}
+}

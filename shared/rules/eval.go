@@ -43,6 +43,11 @@ type Sample struct {
 	// are inactive.
 	Ahead Projector
 	Step  time.Duration
+
+	// Scratch for a ManyProjector, here rather than on Eval's stack: the
+	// slices handed to an interface method would escape to the heap.
+	aheadSteps [AheadProbes]int
+	aheadOut   [AheadProbes]float64
 }
 
 // Projector forecasts a series ahead of its last point.
@@ -50,6 +55,15 @@ type Projector interface {
 	// Ahead returns the forecast steps (≥ 1) intervals after the last point.
 	// It must not allocate if Eval is to stay allocation-free.
 	Ahead(steps int) float64
+}
+
+// ManyProjector is a Projector that also forecasts several ascending
+// horizons in one call; predictive rules use it when the Sample's Ahead
+// has it, since a model whose h-step forecast costs O(h) (autoregression)
+// then runs once instead of once per probed horizon. It must not allocate.
+type ManyProjector interface {
+	Projector
+	AheadMany(steps []int, out []float64)
 }
 
 // Verdict is the outcome of evaluating a rule's condition.
@@ -147,9 +161,20 @@ func (r *Rule) evalPredictive(s *Sample, h float64) Verdict {
 	}
 	steps = min(steps, MaxAheadSteps)
 	n := min(steps, AheadProbes)
+	ks, ys := &s.aheadSteps, &s.aheadOut
 	for i := int64(1); i <= n; i++ {
-		k := (i*steps + n - 1) / n // ceil(i·steps/n): evenly spaced, the last is steps
-		v.Value = s.Ahead.Ahead(int(k))
+		ks[i-1] = int((i*steps + n - 1) / n) // ceil(i·steps/n): evenly spaced, the last is steps
+	}
+	many, isMany := s.Ahead.(ManyProjector)
+	if isMany {
+		many.AheadMany(ks[:n], ys[:n])
+	}
+	for i := range ks[:n] {
+		if isMany {
+			v.Value = ys[i]
+		} else {
+			v.Value = s.Ahead.Ahead(ks[i])
+		}
 		if c.Op == Below && v.Value < c.Bound+h || c.Op == Above && v.Value > c.Bound-h {
 			v.Active = true
 			break

@@ -82,12 +82,34 @@ func TestEvalAnomaly(t *testing.T) {
 	f("{z: 4}", Sample{Z: 9}, false, false, 9)
 }
 
+// manyLine is a line that is also a ManyProjector, counting its calls.
+type manyLine struct {
+	line
+	calls int
+}
+
+func (m *manyLine) AheadMany(steps []int, out []float64) {
+	m.calls++
+	for i, k := range steps {
+		out[i] = m.Ahead(k)
+	}
+}
+
 func TestEvalPredictive(t *testing.T) {
 	f := func(cond string, s Sample, wasActive, want bool, wantValue float64) {
 		t.Helper()
-		v := rule(t, "    predictive: "+cond+"\n    hysteresis: 1\n").Eval(&s, wasActive)
+		r := rule(t, "    predictive: "+cond+"\n    hysteresis: 1\n")
+		v := r.Eval(&s, wasActive)
 		if v.Active != want || v.Value != wantValue || !v.HasThreshold {
 			t.Errorf("%s on %+v (was %v) = %+v, want active %v value %v", cond, s, wasActive, v, want, wantValue)
+		}
+		// The same through AheadMany, in one call.
+		if l, ok := s.Ahead.(*line); ok {
+			m := &manyLine{line: *l}
+			s.Ahead = m
+			if vm := r.Eval(&s, wasActive); vm != v || s.Step > 0 && m.calls != 1 {
+				t.Errorf("%s via AheadMany (%d calls) = %+v, want %+v in one call", cond, m.calls, vm, v)
+			}
 		}
 	}
 	min := time.Minute

@@ -1,12 +1,7 @@
 package main
 
 import (
-	"errors"
-	"fmt"
 	"math"
-	"strconv"
-	"strings"
-	"time"
 
 	"github.com/metricpipe/metricpipe/shared/alert"
 	"github.com/metricpipe/metricpipe/shared/anomaly"
@@ -15,276 +10,248 @@ import (
 	"github.com/metricpipe/metricpipe/shared/rules"
 )
 
-// analysis is how every series is analyzed; one per process, shared
-// read-only by the partitions' engines.
-type analysis struct {
-	Forecast forecast.Config
-	// Season, when set, is a seasonal period in time; each series turns it
-	// into points from its own interval (Forecast.Season is then ignored).
-	Season  time.Duration
-	Anomaly anomaly.Config
-	// IntervalZ is the width, in residual standard deviations, of the
-	// prediction band written with every forecast.
-	IntervalZ float64
-	// SMAWindow and EMAAlpha are the moving averages threshold rules may
-	// test ("of: sma", "of: ema").
-	SMAWindow int
-	EMAAlpha  float64
-	// Repeat re-announces a firing alert this often (event time); 0: never.
-	Repeat time.Duration
-	// MaxSeries bounds the series one partition tracks.
-	MaxSeries int
-	// IdleTimeout forgets a series not seen for this long (event time)
-	// unless one of its alerts is firing.
-	IdleTimeout time.Duration
-	// WriteForecasts writes each point's forecast, band and score to
-	// InfluxDB; off, only alerts are written.
-	WriteForecasts bool
+// ruleBook is a loaded rule set with a generation number that changes on
+// every reload, so each series knows when to match the rules again.
+type ruleBook struct {
+	set *rules.Set
+	gen uint64
 }
 
-func (a analysis) Validate() error {
-	errs := []error{a.Forecast.Validate(), a.Anomaly.Validate()}
-	if a.Season < 0 {
-		errs = append(errs, fmt.Errorf("--season %s: want ≥ 0", a.Season))
-	}
-	if !(a.IntervalZ > 0) || math.IsInf(a.IntervalZ, 0) {
-		errs = append(errs, fmt.Errorf("--interval-z %v: want a finite value > 0", a.IntervalZ))
-	}
-	if a.SMAWindow < 1 {
-		errs = append(errs, fmt.Errorf("--sma-window %d: want ≥ 1", a.SMAWindow))
-	}
-	if !(a.EMAAlpha > 0 && a.EMAAlpha <= 1) {
-		errs = append(errs, fmt.Errorf("EMA alpha %v: want 0 < alpha ≤ 1", a.EMAAlpha))
-	}
-	if a.Repeat < 0 {
-		errs = append(errs, fmt.Errorf("--repeat-interval %s: want ≥ 0", a.Repeat))
-	}
-	if a.MaxSeries < 1 {
-		errs = append(errs, fmt.Errorf("--max-series %d: want ≥ 1", a.MaxSeries))
-	}
-	if a.IdleTimeout <= 0 {
-		errs = append(errs, fmt.Errorf("--series-idle-timeout %s: want > 0", a.IdleTimeout))
-	}
-	return errors.Join(errs...)
-}
-
-// Output field suffixes written beside each analyzed field.
-const (
-	sufForecast = "_forecast"
-	sufLower    = "_lower"
-	sufUpper    = "_upper"
-	sufScore    = "_anomaly_score"
-)
-
-// seasonPointsMax bounds a time season turned into points: a 24h season
-// on a 1 s series would otherwise keep 86,400 components per series.
-const seasonPointsMax = 4096
-
-// series is the analyzer's state of one field of one series.
-type series struct {
-	key         string // series key and field: "cpu,host=a usage"
-	measurement string
-	field       string
-	tags        []point.Tag
-	outKeys     *[4]string // field + each output suffix, shared by the series of the partition with this field
-
-	det      *anomaly.Detector // nil until the season is known
-	ema      float64
-	sma      []float64 // ring
-	smaSum   float64
-	n        uint32 // points seen (saturating)
-	last     int64  // event time of the newest point
-	step     int64  // typical interval between points, ns
-	arrived  int64  // wall time the newest point arrived, for absence rules
-	alerts   []ruleAlert
-	rulesGen uint64 // generation of the rule set alerts were matched against
-}
-
-// ruleAlert is the lifecycle of one rule on one series. Its fingerprint
-// is computed when an event needs it, not kept.
-type ruleAlert struct {
-	rule   *rules.Rule
-	active bool // the condition held at the last evaluation
-	lc     alert.Lifecycle
-}
-
-// firing reports whether any alert of the series is firing.
-func (s *series) firing() bool {
-	for i := range s.alerts {
-		if s.alerts[i].lc.State() == alert.Firing {
+// usesSMA reports whether a rule of the book tests the simple moving
+// average.
+func (b *ruleBook) usesSMA() bool {
+	for _, r := range b.set.Rules {
+		if r.Kind == rules.Threshold && r.Threshold.Of == rules.OfSMA {
 			return true
 		}
 	}
 	return false
 }
 
-// newSeries copies what it keeps of p: decoded strings share their
-// message's memory, which a long-lived series must not hold on to.
-func newSeries(key string, p *point.Point, field string, outKeys *[4]string) *series {
-	tags := make([]point.Tag, len(p.Tags))
-	for i, t := range p.Tags {
-		tags[i] = point.Tag{Key: strings.Clone(t.Key), Value: strings.Clone(t.Value)}
-	}
-	return &series{key: key, measurement: strings.Clone(p.Measurement), field: outKeys[0][:len(field)], tags: tags, outKeys: outKeys}
+// engine analyzes the series of one partition: forecast, score, rules,
+// alert lifecycles. Not safe for concurrent use: one per partition worker,
+// which owns the state of its series.
+type engine struct {
+	a      *analysis
+	params anomaly.Params
+	book   *ruleBook
+
+	series    map[string]*series
+	outKeys   map[string]*[4]string // by field name
+	smaWindow int                   // the SMA window while a rule uses it, else 0
+	untracked int64
+	key       []byte
+	matched   []*rules.Rule
+	smp       rules.Sample
+
+	// Output of the points processed since the last Reset.
+	out    []point.Point // forecast points: per point, its fields' forecasts
+	fields []point.Field // their fields
+	events []alert.Event
 }
 
-// outputKeys returns the output field keys of field.
-func outputKeys(field string) *[4]string {
-	var k [4]string
-	for i, suf := range [...]string{sufForecast, sufLower, sufUpper, sufScore} {
-		k[i] = field + suf
-	}
-	return &k
-}
-
-// labels are the alert labels of the series: measurement, field and tags,
-// then the rule's labels.
-func (s *series) labels(r *rules.Rule) map[string]string {
-	l := make(map[string]string, 2+len(s.tags)+len(r.Labels))
-	l["measurement"], l["field"] = s.measurement, s.field
-	for _, t := range s.tags {
-		l[t.Key] = t.Value
-	}
-	for k, v := range r.Labels {
-		l[k] = v
-	}
-	return l
-}
-
-// observeTime updates the series' interval estimate with a point at t.
-func (s *series) observeTime(t int64) {
-	if s.n > 0 && t > s.last {
-		dt := t - s.last
-		if s.step == 0 {
-			s.step = dt
-		} else {
-			// A slow-moving average of the spacing that a single gap
-			// (a missed scrape) cannot double.
-			s.step += (min(dt, 2*s.step) - s.step) / 8
-		}
-	}
-	s.last = max(s.last, t)
-}
-
-// ensureDetector builds the detector once the season is known in points:
-// at once for a season in points, after two points otherwise.
-func (s *series) ensureDetector(a *analysis) bool {
-	if s.det != nil {
-		return true
-	}
-	cfg := a.Forecast
-	if a.Season > 0 {
-		if s.step <= 0 {
-			return false
-		}
-		m := int(int64(a.Season) / s.step)
-		if m < 2 || m > seasonPointsMax {
-			m = 0 // no usable season at this interval: forecast without one
-		}
-		cfg.Season = m
-	}
-	fc, err := forecast.New(cfg)
-	if err != nil {
-		// cfg was validated; only the derived season can be refused.
-		cfg.Season = 0
-		if fc, err = forecast.New(cfg); err != nil {
-			return false
-		}
-	}
-	s.det = anomaly.NewDetector(fc)
-	return true
-}
-
-// averages folds x into the moving averages; the SMA only while a rule
-// needs it (window > 0): its ring is most of a series' averaging memory.
-func (s *series) averages(x float64, alpha float64, window int) {
-	if s.n == 0 {
-		s.ema = x
-	} else {
-		s.ema += alpha * (x - s.ema)
-	}
-	if window == 0 {
-		s.sma, s.smaSum = nil, 0
-		return
-	}
-	if cap(s.sma) != window {
-		s.sma, s.smaSum = make([]float64, 0, window), 0
-	}
-	if len(s.sma) < cap(s.sma) {
-		s.sma = append(s.sma, x)
-		s.smaSum += x
-		return
-	}
-	i := int(s.n) % cap(s.sma)
-	s.smaSum += x - s.sma[i]
-	s.sma[i] = x
-}
-
-func (s *series) smaValue() float64 {
-	if len(s.sma) == 0 {
-		return math.NaN() // no rule needed it until now: no rule holds on it
-	}
-	return s.smaSum / float64(len(s.sma))
-}
-
-// seriesKey builds "measurement,tags field" into dst.
-func seriesKey(dst []byte, p *point.Point, field string) []byte {
-	dst = point.AppendSeriesKey(dst, p)
-	dst = append(dst, ' ')
-	return append(dst, field...)
-}
-
-// describe renders an alert event for a transition of ra on s.
-func describe(s *series, ra *ruleAlert, state alert.State, v rules.Verdict, smp *rules.Sample, eventTime int64) alert.Event {
-	labels := s.labels(ra.rule)
-	summary, description := ra.rule.Render(v, labels)
-	e := alert.Event{
-		Fingerprint: alert.Fingerprint(ra.rule.Name, s.key),
-		Rule:        ra.rule.Name,
-		State:       state,
-		Severity:    ra.rule.Severity,
-		Series:      s.key,
-		Labels:      labels,
-		Value:       v.Value,
-		StartsAt:    time.Unix(0, ra.lc.StartsAt()).UTC(),
-		EventTime:   time.Unix(0, eventTime).UTC(),
-		Summary:     summary,
-		Description: description,
-	}
-	if v.HasThreshold {
-		e.Threshold = ptr(v.Threshold)
-	}
-	if smp != nil && smp.HasForecast {
-		e.Expected = ptr(smp.Forecast)
-	}
-	if smp != nil && smp.Warm {
-		e.Score = ptr(smp.Score)
-	}
-	if state == alert.Resolved {
-		e.EndsAt = time.Unix(0, ra.lc.EndsAt()).UTC()
-	}
+func newEngine(a *analysis, params anomaly.Params, book *ruleBook) *engine {
+	e := &engine{a: a, params: params, series: make(map[string]*series), outKeys: make(map[string]*[4]string)}
+	e.setRules(book)
 	return e
 }
 
-func ptr(v float64) *float64 { return &v }
-
-// parseSeason reads --season: a count of points, or a duration.
-func parseSeason(s string) (points int, period time.Duration, err error) {
-	if s == "" {
-		return 0, 0, nil
+// setRules swaps the rule set; series rematch on their next point, keeping
+// the lifecycle of every rule whose definition did not change.
+func (e *engine) setRules(b *ruleBook) {
+	e.book = b
+	e.smaWindow = 0
+	if b.usesSMA() {
+		e.smaWindow = e.a.SMAWindow
 	}
-	if n, err := strconv.Atoi(s); err == nil {
-		if n < 2 {
-			return 0, 0, fmt.Errorf("--season %d: want ≥ 2 points", n)
-		}
-		return n, 0, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		return 0, 0, fmt.Errorf("--season %q: want a number of points (24) or a positive duration (24h)", s)
-	}
-	return 0, d, nil
 }
 
-// durationOf is a series interval in ns as a Duration.
-func durationOf(ns int64) time.Duration { return time.Duration(ns) }
+// Reset forgets the output gathered so far: it was written.
+func (e *engine) Reset() {
+	clear(e.out)
+	e.out, e.fields, e.events = e.out[:0], e.fields[:0], e.events[:0]
+}
+
+// Process analyzes every field of p, whose Time must be set, at wall time
+// arrived (for absence rules).
+func (e *engine) Process(p *point.Point, arrived int64) {
+	from := len(e.fields)
+	for i := range p.Fields {
+		e.processField(p, &p.Fields[i], arrived)
+	}
+	if e.a.WriteForecasts && len(e.fields) > from {
+		e.out = append(e.out, point.Point{Measurement: p.Measurement, Tags: p.Tags, Fields: e.fields[from:len(e.fields):len(e.fields)], Time: p.Time})
+	}
+}
+
+func (e *engine) lookup(p *point.Point, field string) *series {
+	e.key = seriesKey(e.key[:0], p, field)
+	if s, ok := e.series[string(e.key)]; ok {
+		return s
+	}
+	if len(e.series) >= e.a.MaxSeries {
+		e.untracked++
+		return nil
+	}
+	keys, ok := e.outKeys[field]
+	if !ok {
+		keys = outputKeys(field)
+		e.outKeys[keys[0][:len(field)]] = keys
+	}
+	s := newSeries(string(e.key), p, field, keys)
+	e.series[s.key] = s
+	return s
+}
+
+func (e *engine) processField(p *point.Point, f *point.Field, arrived int64) {
+	s := e.lookup(p, f.Key)
+	if s == nil {
+		return
+	}
+	t, y := p.Time, f.Value
+	if s.n > 0 && t < s.last {
+		// Forecasters see a series in time order; a late point is
+		// stored (by the consumer) but not analyzed.
+		return
+	}
+	s.observeTime(t)
+	s.arrived = arrived
+	smp := &e.smp
+	*smp = rules.Sample{Time: t, Value: y, Step: durationOf(s.step)}
+	if s.ensureDetector(e.a) {
+		fc := s.det.Forecaster()
+		var halfBand float64
+		if e.a.WriteForecasts {
+			// The band's width is the forecaster's before it sees y, like
+			// the forecast; it is centred on the forecast the detector used.
+			lo, hi, _ := fc.Interval(1, e.a.IntervalZ)
+			halfBand = (hi - lo) / 2
+		}
+		v := s.det.Observe(y, e.params)
+		if v.HasForecast {
+			smp.Forecast, smp.HasForecast = v.Forecast, true
+			smp.Z, smp.Score, smp.Warm = v.Z, v.Score, v.Warm
+			if e.a.WriteForecasts {
+				e.fields = append(e.fields,
+					point.Field{Key: s.outKeys[0], Value: v.Forecast},
+					point.Field{Key: s.outKeys[1], Value: v.Forecast - halfBand},
+					point.Field{Key: s.outKeys[2], Value: v.Forecast + halfBand},
+					point.Field{Key: s.outKeys[3], Value: v.Score})
+			}
+		}
+		smp.Ahead = projector{fc}
+	}
+	s.averages(y, e.a.EMAAlpha, e.smaWindow)
+	if s.n < ^uint32(0) {
+		s.n++
+	}
+	smp.SMA, smp.EMA, smp.HasAverages = s.smaValue(), s.ema, true
+	e.evaluate(s, smp, t)
+}
+
+// evaluate runs the series' rules on the sample and records the alert
+// events their lifecycles produce.
+func (e *engine) evaluate(s *series, smp *rules.Sample, t int64) {
+	if s.rulesGen != e.book.gen {
+		e.rematch(s)
+	}
+	timing := alert.Timing{Repeat: e.a.Repeat}
+	for i := range s.alerts {
+		ra := &s.alerts[i]
+		if ra.rule.Kind == rules.Absence {
+			// A point arrived: the series is not absent. Absence runs on
+			// the analyzer's clock, like CheckAbsence.
+			ra.active = false
+			e.step(s, ra, rules.Verdict{}, nil, s.arrived, timing)
+			continue
+		}
+		v := ra.rule.Eval(smp, ra.active)
+		ra.active = v.Active
+		e.step(s, ra, v, smp, t, timing)
+	}
+}
+
+func (e *engine) step(s *series, ra *ruleAlert, v rules.Verdict, smp *rules.Sample, t int64, timing alert.Timing) {
+	timing.For, timing.KeepFiringFor = ra.rule.For, ra.rule.KeepFiringFor
+	if st := ra.lc.Step(ra.active, t, timing); st != alert.Inactive {
+		e.events = append(e.events, describe(s, ra, st, v, smp, t))
+	}
+}
+
+// rematch pairs the series with the rules that match it, keeping the
+// lifecycle of each rule whose name and definition are unchanged.
+func (e *engine) rematch(s *series) {
+	e.matched = e.book.set.Matching(s.measurement, s.field, s.tags, e.matched[:0])
+	old := s.alerts
+	s.alerts = make([]ruleAlert, 0, len(e.matched))
+	for _, r := range e.matched {
+		ra := ruleAlert{rule: r}
+		for _, o := range old {
+			if o.rule.Name == r.Name && o.rule.Hash == r.Hash {
+				ra.active, ra.lc = o.active, o.lc
+				break
+			}
+		}
+		s.alerts = append(s.alerts, ra)
+	}
+	s.rulesGen = e.book.gen
+}
+
+// CheckAbsence evaluates the absence rules of every series at wall time
+// now; also forgets series idle past the idle timeout (event time, measured
+// from the newest point of the partition) with no alert firing.
+func (e *engine) CheckAbsence(now int64) {
+	for _, s := range e.series {
+		if s.rulesGen != e.book.gen {
+			e.rematch(s)
+		}
+		for i := range s.alerts {
+			ra := &s.alerts[i]
+			if ra.rule.Kind != rules.Absence {
+				continue
+			}
+			v := ra.rule.Absent(s.arrived, now)
+			ra.active = v.Active
+			timing := alert.Timing{For: ra.rule.For, KeepFiringFor: ra.rule.KeepFiringFor, Repeat: e.a.Repeat}
+			if st := ra.lc.Step(v.Active, now, timing); st != alert.Inactive {
+				e.events = append(e.events, describe(s, ra, st, v, nil, now))
+			}
+		}
+	}
+}
+
+// Expire forgets series whose newest point is older than the idle timeout
+// at wall time now and that have no alert firing. It returns how many.
+func (e *engine) Expire(now int64) int {
+	n := 0
+	for k, s := range e.series {
+		if now-s.arrived > int64(e.a.IdleTimeout) && !s.firing() {
+			delete(e.series, k)
+			n++
+		}
+	}
+	return n
+}
+
+// projector adapts a forecaster to rules.Projector. One pointer wide, it
+// goes into the interface without an allocation.
+type projector struct{ fc *forecast.Forecaster }
+
+// Ahead is NaN while the forecaster warms up: no bound is crossed then.
+func (p projector) Ahead(steps int) float64 {
+	v, ok := p.fc.Ahead(steps)
+	if !ok {
+		return math.NaN()
+	}
+	return v
+}
+
+// AheadMany makes predictive rules cost one pass of the forecaster, not one
+// per probed horizon (autoregression's h-step forecast is O(h)).
+func (p projector) AheadMany(steps []int, out []float64) {
+	if !p.fc.AheadMany(steps, out) {
+		for i := range steps {
+			out[i] = math.NaN()
+		}
+	}
+}

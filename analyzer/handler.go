@@ -69,9 +69,7 @@ type handler struct {
 const absenceEvery = int64(time.Second)
 
 func (h *handler) Handle(ctx context.Context, batch []kafka.Message) error {
-	if b := h.rules.Load(); b != h.eng.book {
-		h.eng.setRules(b)
-	}
+	h.syncRules()
 	now := h.now().UnixNano()
 	var points int
 	for i := range batch {
@@ -103,11 +101,16 @@ func (h *handler) Handle(ctx context.Context, batch []kafka.Message) error {
 
 // Idle looks for silent series while the partition has no traffic.
 func (h *handler) Idle(ctx context.Context) error {
+	h.syncRules()
+	h.housekeep(h.now().UnixNano())
+	return h.flush(ctx)
+}
+
+// syncRules hands the engine the rules last loaded, between batches.
+func (h *handler) syncRules() {
 	if b := h.rules.Load(); b != h.eng.book {
 		h.eng.setRules(b)
 	}
-	h.housekeep(h.now().UnixNano())
-	return h.flush(ctx)
 }
 
 func (h *handler) housekeep(now int64) {

@@ -39,10 +39,7 @@ const benchRules = `rules:
 func benchAnalysis(season int) *analysis {
 	a := &analysis{Forecast: forecast.DefaultConfig(), Anomaly: anomaly.DefaultConfig(), IntervalZ: 3, SMAWindow: 10,
 		EMAAlpha: 2.0 / 11, MaxSeries: 200_000, IdleTimeout: time.Hour, WriteForecasts: true}
-	a.Forecast.Season = season
-	if season > 0 {
-		a.Forecast.Kind = forecast.Auto
-	}
+	a.Forecast.Season = season // the default model is auto
 	return a
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"math"
+	"time"
 
 	"github.com/metricpipe/metricpipe/shared/alert"
 	"github.com/metricpipe/metricpipe/shared/anomaly"
@@ -117,7 +118,7 @@ func (e *engine) processField(p *point.Point, f *point.Field, arrived int64) {
 	s.observeTime(t)
 	s.arrived = arrived
 	smp := &e.smp
-	*smp = rules.Sample{Time: t, Value: y, Step: durationOf(s.step)}
+	*smp = rules.Sample{Time: t, Value: y, Step: time.Duration(s.step)}
 	if s.ensureDetector(e.a) {
 		fc := s.det.Forecaster()
 		var halfBand float64

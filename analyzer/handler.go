@@ -24,18 +24,11 @@ type messageWriter interface {
 	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
 }
 
-// pointWriter is the part of influx.Sink the analyzer writes with.
-type pointWriter interface {
-	Write(ctx context.Context, pts []point.Point) error
-	WriteLines(ctx context.Context, lines []byte, n int) error
-}
-
 // output is where every partition's handler sends what it found: alert
 // events to the alert topic, forecasts and alerts to InfluxDB. Safe for
 // concurrent use.
 type output struct {
 	alerts      messageWriter
-	sink        pointWriter
 	writes      *influx.Writes
 	measurement string        // of alert events in InfluxDB
 	backoff     retry.Backoff // of alert publishes
@@ -130,7 +123,7 @@ func (h *handler) flush(ctx context.Context) error {
 		return err
 	}
 	pts := h.eng.out
-	if err := h.out.write(ctx, len(pts), func(ctx context.Context) error { return h.out.sink.Write(ctx, pts) }); err != nil {
+	if err := h.out.write(ctx, len(pts), func(ctx context.Context) error { return h.out.writes.Sink.Write(ctx, pts) }); err != nil {
 		return err
 	}
 	if len(h.eng.events) > 0 {
@@ -139,7 +132,7 @@ func (h *handler) flush(ctx context.Context) error {
 			h.buf = appendAlertLine(h.buf, h.out.measurement, &h.eng.events[i])
 		}
 		n := len(h.eng.events)
-		if err := h.out.write(ctx, n, func(ctx context.Context) error { return h.out.sink.WriteLines(ctx, h.buf, n) }); err != nil {
+		if err := h.out.write(ctx, n, func(ctx context.Context) error { return h.out.writes.Sink.WriteLines(ctx, h.buf, n) }); err != nil {
 			return err
 		}
 	}
@@ -205,33 +198,28 @@ func (o *output) write(ctx context.Context, n int, w func(context.Context) error
 }
 
 // appendAlertLine encodes e as one line of the alerts measurement: tags
-// rule, severity, state and fingerprint; numeric fields value, threshold,
-// expected, score; string fields series and summary (the Grafana
-// annotation text). Its time is the event time.
+// fingerprint, rule, severity and state; numeric fields value, threshold,
+// expected, score (line protocol by package point), then the fields the
+// point model has no type for: firing (bool), series and summary (strings,
+// the Grafana annotation text). Its time is the event time.
 func appendAlertLine(b []byte, measurement string, e *alert.Event) []byte {
-	b = appendLPName(b, measurement, ", ")
-	for _, t := range [...][2]string{{"fingerprint", e.Fingerprint}, {"rule", e.Rule}, {"severity", e.Severity}, {"state", string(e.State)}} {
-		if t[1] == "" {
-			continue
+	p := point.Point{Measurement: measurement, Fields: []point.Field{{Key: "value", Value: e.Value}}}
+	for _, t := range [...]point.Tag{{Key: "fingerprint", Value: e.Fingerprint}, {Key: "rule", Value: e.Rule},
+		{Key: "severity", Value: e.Severity}, {Key: "state", Value: string(e.State)}} { // sorted by key
+		if t.Value != "" {
+			p.Tags = append(p.Tags, t)
 		}
-		b = append(b, ',')
-		b = append(b, t[0]...)
-		b = append(b, '=')
-		b = appendLPName(b, t[1], ", =")
 	}
-	b = append(b, " value="...)
-	b = strconv.AppendFloat(b, e.Value, 'g', -1, 64)
 	for _, f := range [...]struct {
 		k string
 		v *float64
 	}{{"threshold", e.Threshold}, {"expected", e.Expected}, {"score", e.Score}} {
 		if f.v != nil {
-			b = append(b, ',')
-			b = append(b, f.k...)
-			b = append(b, '=')
-			b = strconv.AppendFloat(b, *f.v, 'g', -1, 64)
+			p.Fields = append(p.Fields, point.Field{Key: f.k, Value: *f.v})
 		}
 	}
+	b = point.AppendLine(b, &p) // without a time: it comes after the string fields
+	b = b[:len(b)-1]
 	b = append(b, ",firing="...)
 	b = strconv.AppendBool(b, e.State == alert.Firing)
 	b = append(b, ",series="...)
@@ -241,22 +229,6 @@ func appendAlertLine(b []byte, measurement string, e *alert.Event) []byte {
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, e.EventTime.UnixNano(), 10)
 	return append(b, '\n')
-}
-
-// appendLPName escapes s as a line-protocol measurement or tag, escaping
-// the bytes in special.
-func appendLPName(b []byte, s, special string) []byte {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '\n' || c == '\r':
-			c = ' '
-		case c == '\\' || containsByte(special, c):
-			b = append(b, '\\')
-		}
-		b = append(b, c)
-	}
-	return b
 }
 
 // appendLPString quotes s as a line-protocol string field.
@@ -269,13 +241,4 @@ func appendLPString(b []byte, s string) []byte {
 		b = append(b, s[i])
 	}
 	return append(b, '"')
-}
-
-func containsByte(s string, c byte) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] == c {
-			return true
-		}
-	}
-	return false
 }

@@ -123,7 +123,7 @@ func run(ctx context.Context, cfg config, log zerolog.Logger, reg *prometheus.Re
 		m.retries.WithLabelValues("influxdb").Inc()
 		log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", delay).Msg("influxdb write failed; retrying")
 	}}
-	out := &output{sink: sink, writes: writes, measurement: cfg.AlertsMeasurement, backoff: retry.DefaultBackoff(), metrics: m, log: log,
+	out := &output{writes: writes, measurement: cfg.AlertsMeasurement, backoff: retry.DefaultBackoff(), metrics: m, log: log,
 		// Per-point warnings are sampled; the counters carry the totals.
 		hotLog: log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Second})}
 	checks := []service.Check{{Name: "kafka", Probe: admin.Ping}, writes.Check()}

@@ -285,6 +285,3 @@ func parseSeason(s string) (points int, period time.Duration, err error) {
 	}
 	return 0, d, nil
 }
-
-// durationOf is a series interval in ns as a Duration.
-func durationOf(ns int64) time.Duration { return time.Duration(ns) }

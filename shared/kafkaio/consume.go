@@ -248,30 +248,6 @@ func (c *GroupConsumer) runPartition(ctx, genCtx context.Context, cm *committer,
 	p := &partition{c: c, cm: cm, id: a.ID, h: h, marked: a.Offset, last: -1, lag: c.metrics.lag.WithLabelValues(pl),
 		log: c.log.With().Int("partition", a.ID).Logger()}
 	defer c.metrics.lag.DeleteLabelValues(pl)
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:   c.kc.Brokers,
-		Topic:     c.cfg.Topic,
-		Partition: a.ID,
-		Dialer:    c.dialer,
-		MinBytes:  1,
-		MaxBytes:  16 << 20,
-		// The broker holds an empty fetch for MaxWait less kafka-go's RTT
-		// allowance (a quarter of it); shorter waits leave too little margin
-		// and end in read timeouts on a busy host.
-		MaxWait:        2 * time.Second,
-		QueueCapacity:  c.cfg.BatchSize, // prefetch the next batch while one is written
-		ReadBackoffMin: 50 * time.Millisecond,
-		ReadBackoffMax: time.Second,
-		ErrorLogger:    kafkaLogger(p.log),
-	})
-	defer r.Close()
-	start := a.Offset
-	if start < 0 {
-		start = kafka.FirstOffset
-	}
-	if err := r.SetOffset(start); err != nil {
-		return fmt.Errorf("seek to %d: %w", start, err)
-	}
 	p.log.Debug().Int64("offset", a.Offset).Msg("partition assigned")
 
 	// A revocation is the generation ending while no stop was requested.
@@ -294,13 +270,35 @@ func (c *GroupConsumer) runPartition(ctx, genCtx context.Context, cm *committer,
 	})()
 	defer stopWork()
 
+	// The fetcher reads the next response while the handler works.
+	start := a.Offset
+	if start < 0 {
+		start = kafka.FirstOffset
+	}
+	fetched, fetchErr, fetchDone := make(chan []kafka.Message, 1), make(chan error, 1), make(chan struct{})
+	f := &fetcher{dialer: c.dialer, brokers: c.kc.Brokers, topic: c.cfg.Topic, partition: a.ID,
+		maxBytes: fetchMaxBytes, maxWait: fetchMaxWait, backoff: fetchBackoff, log: p.log, free: make(chan []kafka.Message, 2)}
+	go func() {
+		defer close(fetchDone)
+		f.run(fetchCtx, start, fetched, fetchErr)
+	}()
+	defer func() {
+		stopFetch()
+		<-fetchDone
+	}()
+	q := &queue{in: fetched, errc: fetchErr, done: f.recycle}
+	defer func() {
+		if ctx.Err() != nil {
+			cm.flush()
+		}
+	}()
+
 	idler, _ := h.(Idler)
 	batch := make([]kafka.Message, 0, c.cfg.BatchSize)
 	for {
 		// The first message of a batch may wait indefinitely (or until the
-		// partition counts as idle); the rest wait at most BatchWait. The
-		// reader prefetches a batch's worth meanwhile.
-		m, err := p.fetchFirst(r, fetchCtx, idler != nil)
+		// partition counts as idle); the rest wait at most BatchWait.
+		err := p.waitFirst(fetchCtx, q, idler != nil)
 		switch {
 		case ctx.Err() != nil:
 			return nil // stopped between batches: nothing in hand
@@ -316,16 +314,16 @@ func (c *GroupConsumer) runPartition(ctx, genCtx context.Context, cm *committer,
 		case err != nil:
 			return fmt.Errorf("fetch: %w", err)
 		}
-		batch = append(batch[:0], m)
-		batchCtx, cancel := context.WithTimeout(fetchCtx, c.cfg.BatchWait)
-		for len(batch) < c.cfg.BatchSize {
-			m, err := r.FetchMessage(batchCtx)
-			if err != nil {
-				break // batch time is up, or a stop; a reader failure shows on the next fetch
+		batch = q.take(batch[:0], c.cfg.BatchSize)
+		if len(batch) < c.cfg.BatchSize {
+			batchCtx, cancel := context.WithTimeout(fetchCtx, c.cfg.BatchWait)
+			// Until the batch time is up or a stop; a fetch failure shows
+			// on the next wait.
+			for len(batch) < c.cfg.BatchSize && q.wait(batchCtx) == nil {
+				batch = q.take(batch, c.cfg.BatchSize-len(batch))
 			}
-			batch = append(batch, m)
+			cancel()
 		}
-		cancel()
 		c.metrics.fetched.Add(float64(len(batch)))
 		last := &batch[len(batch)-1]
 		p.lag.Set(float64(max(0, last.HighWaterMark-last.Offset-1)))
@@ -348,19 +346,75 @@ func (c *GroupConsumer) runPartition(ctx, genCtx context.Context, cm *committer,
 // errIdle reports that a partition had no message for IdleAfter.
 var errIdle = errors.New("partition idle")
 
-// fetchFirst fetches the first message of a batch: it waits indefinitely,
-// or, with idleWait, at most IdleAfter before returning errIdle.
-func (p *partition) fetchFirst(r *kafka.Reader, ctx context.Context, idleWait bool) (kafka.Message, error) {
+// Fetching: a response of up to fetchMaxBytes is held in memory whole,
+// per partition, while the previous one is handled; an empty fetch waits
+// fetchMaxWait at the broker.
+const (
+	fetchMaxBytes = 1 << 20
+	fetchMaxWait  = 2 * time.Second
+)
+
+var fetchBackoff = retry.Backoff{Initial: 100 * time.Millisecond, Max: 5 * time.Second}
+
+// queue holds a partition's fetched messages not yet in a batch.
+type queue struct {
+	in      <-chan []kafka.Message
+	errc    <-chan error
+	done    func(chunk []kafka.Message) // called with each chunk once all of it was taken
+	chunk   []kafka.Message             // the last received
+	pending []kafka.Message             // its messages not yet taken
+	err     error                       // the fetcher's failure, returned by every later wait
+}
+
+// wait returns nil once messages are pending, or the fetcher's error, or
+// ctx's.
+func (q *queue) wait(ctx context.Context) error {
+	if len(q.pending) > 0 || q.err != nil {
+		return q.err
+	}
+	select {
+	case msgs, ok := <-q.in:
+		if ok {
+			q.chunk, q.pending = msgs, msgs
+			return nil
+		}
+		select { // the fetcher ended: a failure, or the stop
+		case q.err = <-q.errc:
+		default:
+			q.err = errors.New("fetcher stopped")
+		}
+	case q.err = <-q.errc:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return q.err
+}
+
+// take appends up to n pending messages to batch.
+func (q *queue) take(batch []kafka.Message, n int) []kafka.Message {
+	n = min(n, len(q.pending))
+	batch = append(batch, q.pending[:n]...)
+	q.pending = q.pending[n:]
+	if len(q.pending) == 0 && q.chunk != nil {
+		q.done(q.chunk)
+		q.chunk = nil
+	}
+	return batch
+}
+
+// waitFirst waits for the first message of a batch: indefinitely, or, with
+// idleWait, at most IdleAfter before returning errIdle.
+func (p *partition) waitFirst(ctx context.Context, q *queue, idleWait bool) error {
 	if !idleWait || p.c.cfg.IdleAfter <= 0 {
-		return r.FetchMessage(ctx)
+		return q.wait(ctx)
 	}
 	idleCtx, cancel := context.WithTimeout(ctx, p.c.cfg.IdleAfter)
 	defer cancel()
-	m, err := r.FetchMessage(idleCtx)
+	err := q.wait(idleCtx)
 	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
-		return m, errIdle
+		return errIdle
 	}
-	return m, err
+	return err
 }
 
 // handle runs the handler on batch and commits the offset after it.
@@ -403,6 +457,7 @@ func (p *partition) commit(next int64) {
 type committer struct {
 	c       *GroupConsumer
 	gen     *kafka.Generation
+	flushMu sync.Mutex // one commit at a time, in order
 	mu      sync.Mutex
 	pending map[int]int64 // partition → next offset, not yet committed
 	wake    chan struct{}
@@ -441,8 +496,12 @@ func (cm *committer) loop() {
 	}
 }
 
-// flush commits every pending offset in one request.
+// flush commits every pending offset in one request. A partition stopping
+// calls it too, before it returns: the generation's coordinator connection
+// closes as soon as the last partition returned.
 func (cm *committer) flush() {
+	cm.flushMu.Lock()
+	defer cm.flushMu.Unlock()
 	cm.mu.Lock()
 	offsets := cm.pending
 	cm.pending = make(map[int]int64, len(offsets))

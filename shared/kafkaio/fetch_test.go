@@ -1,0 +1,232 @@
+package kafkaio
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/metricpipe/metricpipe/shared/retry"
+)
+
+// testFetcher fetches partition 0 of topic in responses of at most 1 KiB,
+// so that a few hundred messages take many fetches.
+func testFetcher(t *testing.T, cfg Config, topic string, log zerolog.Logger) *fetcher {
+	t.Helper()
+	dialer, err := cfg.Dialer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fetcher{dialer: dialer, brokers: cfg.Brokers, topic: topic, maxBytes: 1 << 10, maxWait: 100 * time.Millisecond,
+		backoff: retry.Backoff{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond}, log: log,
+		free: make(chan []kafka.Message, 2)}
+}
+
+// produceOffsets appends messages from..to-1 to the single partition of
+// topic, each holding its offset, 50 to a record batch: a 1 KiB fetch
+// returns about one batch.
+func produceOffsets(t *testing.T, cfg Config, topic string, from, to int) {
+	t.Helper()
+	w, err := NewWriter(cfg, topic, WriterOptions{Linger: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for from < to {
+		var msgs []kafka.Message
+		for ; from < to && len(msgs) < 50; from++ {
+			msgs = append(msgs, kafka.Message{Value: []byte(strconv.Itoa(from))})
+		}
+		if err := w.WriteMessages(t.Context(), msgs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// startFetcher runs f from offset until the test ends.
+func startFetcher(t *testing.T, f *fetcher, offset int64) (<-chan []kafka.Message, <-chan error, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(t.Context())
+	out, errc, done := make(chan []kafka.Message, 1), make(chan error, 1), make(chan struct{})
+	go func() {
+		defer close(done)
+		f.run(ctx, offset, out, errc)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return out, errc, cancel
+}
+
+// collectOffsets reads n messages from out, recycling every slice, and
+// checks that each message's value is its offset.
+func collectOffsets(t *testing.T, f *fetcher, out <-chan []kafka.Message, n int) []int64 {
+	t.Helper()
+	var offsets []int64
+	timeout := time.After(10 * time.Second)
+	for len(offsets) < n {
+		select {
+		case msgs, ok := <-out:
+			if !ok {
+				t.Fatalf("fetcher stopped after %d of %d messages", len(offsets), n)
+			}
+			for _, m := range msgs {
+				if want := strconv.FormatInt(m.Offset, 10); string(m.Value) != want || m.Partition != 0 || m.Topic != f.topic {
+					t.Fatalf("message at offset %d of %s/%d holds %q, want %q", m.Offset, m.Topic, m.Partition, m.Value, want)
+				}
+				offsets = append(offsets, m.Offset)
+			}
+			f.recycle(msgs)
+		case <-timeout:
+			t.Fatalf("got %d of %d messages", len(offsets), n)
+		}
+	}
+	return offsets
+}
+
+func wantOffsets(t *testing.T, got []int64, from, to int64) {
+	t.Helper()
+	if int64(len(got)) != to-from {
+		t.Fatalf("got %d messages, want offsets %d..%d", len(got), from, to-1)
+	}
+	for i, o := range got {
+		if o != from+int64(i) {
+			t.Fatalf("message %d has offset %d, want %d: each exactly once, in order", i, o, from+int64(i))
+		}
+	}
+}
+
+func TestFetcherDeliversEveryMessageInOrder(t *testing.T) {
+	const topic, n = "metrics", 500
+	_, cfg := fakeCluster(t, topic, 1)
+	produceOffsets(t, cfg, topic, 0, n)
+	f := testFetcher(t, cfg, topic, zerolog.Nop())
+	out, _, _ := startFetcher(t, f, kafka.FirstOffset)
+	wantOffsets(t, collectOffsets(t, f, out, n), 0, n)
+
+	// From a committed offset, and on to messages produced later.
+	f = testFetcher(t, cfg, topic, zerolog.Nop())
+	out, _, _ = startFetcher(t, f, 123)
+	wantOffsets(t, collectOffsets(t, f, out, n-123), 123, n)
+	produceOffsets(t, cfg, topic, n, n+1)
+	wantOffsets(t, collectOffsets(t, f, out, 1), n, n+1)
+}
+
+// A partition whose oldest messages were deleted before they were consumed
+// (retention) continues from the oldest one left, and says how many were
+// lost.
+func TestFetcherSkipsDeletedMessagesWithAWarning(t *testing.T) {
+	const topic, n = "metrics", 300
+	c, cfg := fakeCluster(t, topic, 1)
+	produceOffsets(t, cfg, topic, 0, n)
+	if err := c.DeleteRecords(topic, 0, 100); err != nil {
+		t.Fatal(err)
+	}
+	var logged bytes.Buffer
+	f := testFetcher(t, cfg, topic, zerolog.New(&logged))
+	out, _, _ := startFetcher(t, f, 40)
+	wantOffsets(t, collectOffsets(t, f, out, n-100), 100, n)
+	if !bytes.Contains(logged.Bytes(), []byte(`"lost":60`)) {
+		t.Fatalf("no warning naming the 60 messages lost; logged:\n%s", logged.String())
+	}
+}
+
+// fetchError answers the next count fetch requests with code on every
+// partition.
+func fetchError(c *kfake.Cluster, code int16, count int) {
+	answered := 0
+	c.ControlKey(int16(kmsg.Fetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if answered++; answered == count {
+			c.DropControl()
+		}
+		r := req.(*kmsg.FetchRequest)
+		resp := r.ResponseKind().(*kmsg.FetchResponse)
+		for _, rt := range r.Topics {
+			st := kmsg.NewFetchResponseTopic()
+			st.Topic, st.TopicID = rt.Topic, rt.TopicID
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewFetchResponseTopicPartition()
+				sp.Partition, sp.ErrorCode = rp.Partition, code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+}
+
+func TestFetcherRetriesTransientErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		code int16
+	}{
+		{"not leader", 6},           // NOT_LEADER_OR_FOLLOWER: redial the leader
+		{"offset out of range", 1},  // OFFSET_OUT_OF_RANGE, as after an unclean leader change
+		{"request timed out", 7},    // REQUEST_TIMED_OUT: fetch again
+		{"unknown partition", 3},    // UNKNOWN_TOPIC_OR_PARTITION, as while a topic is created
+		{"leader not available", 5}, // LEADER_NOT_AVAILABLE, during an election
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const topic, n = "metrics", 300
+			c, cfg := fakeCluster(t, topic, 1)
+			produceOffsets(t, cfg, topic, 0, n)
+			f := testFetcher(t, cfg, topic, zerolog.Nop())
+			out, errc, _ := startFetcher(t, f, kafka.FirstOffset)
+			got := collectOffsets(t, f, out, n)
+			fetchError(c, tc.code, 3)
+			produceOffsets(t, cfg, topic, n, 2*n)
+			got = append(got, collectOffsets(t, f, out, n)...)
+			wantOffsets(t, got, 0, 2*n)
+			select {
+			case err := <-errc:
+				t.Fatalf("transient error reported: %v", err)
+			default:
+			}
+		})
+	}
+}
+
+// An error retrying cannot cure is reported, and the fetcher stops.
+func TestFetcherReportsPermanentErrors(t *testing.T) {
+	const topic = "metrics"
+	c, cfg := fakeCluster(t, topic, 1)
+	produceOffsets(t, cfg, topic, 0, 10)
+	fetchError(c, 29, 1) // TOPIC_AUTHORIZATION_FAILED
+	f := testFetcher(t, cfg, topic, zerolog.Nop())
+	out, errc, _ := startFetcher(t, f, kafka.FirstOffset)
+	select {
+	case err := <-errc:
+		if !errors.Is(err, kafka.TopicAuthorizationFailed) {
+			t.Fatalf("error %v, want topic authorization failed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no error reported")
+	}
+	for range out { // closed once the fetcher returned
+	}
+}
+
+// A stop ends a fetch waiting at the broker at once, not after its wait.
+func TestFetcherStopsWhileWaiting(t *testing.T) {
+	const topic = "metrics"
+	_, cfg := fakeCluster(t, topic, 1)
+	f := testFetcher(t, cfg, topic, zerolog.Nop())
+	f.maxWait = time.Minute
+	out, _, cancel := startFetcher(t, f, kafka.FirstOffset)
+	time.Sleep(200 * time.Millisecond) // the fetch is waiting
+	start := time.Now()
+	cancel()
+	for range out {
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("stopped after %s", d)
+	}
+}

@@ -119,7 +119,7 @@ func bytesPerSeries(tb testing.TB, season int) float64 {
 }
 
 const (
-	benchTotal      = 500_000
+	benchTotal      = 1_500_000
 	benchPartitions = 8
 	benchSeries     = 1000
 )

@@ -417,7 +417,7 @@ func parseTimestamp(t string) (int64, bool) {
 }
 
 // AppendLine appends p as one line of line protocol, terminated by '\n',
-// and returns the extended slice. Tags and fields are written in slice
+// and returns the extended slice. Tags are written sorted, fields in slice
 // order, values in the shortest form that parses back to the same float64
 // (so 3 is written "3", not "3i"), and the timestamp is omitted when Time is
 // 0. The output decodes back to p when p is valid; AppendLine does not check.
@@ -428,14 +428,12 @@ func AppendLine(dst []byte, p *Point) []byte {
 }
 
 // AppendLineKeyed is AppendLine that also returns where the series key
-// ends: with p's tags sorted, the appended line begins with p's series key
-// (AppendSeriesKey), keyEnd bytes into dst, so a producer gets key and value
-// from one encoding.
+// ends: the appended line begins with p's series key (AppendSeriesKey, tags
+// sorted whatever their order in p), keyEnd bytes into dst, so a producer
+// gets key and value from one encoding.
 func AppendLineKeyed(dst []byte, p *Point) (line []byte, keyEnd int) {
 	dst = appendEscaped(dst, p.Measurement, false)
-	for i := range p.Tags {
-		dst = appendTag(dst, &p.Tags[i])
-	}
+	dst = appendTags(dst, p.Tags)
 	keyEnd = len(dst)
 	for i := range p.Fields {
 		if i == 0 {

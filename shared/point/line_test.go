@@ -261,6 +261,9 @@ func TestAppendLine(t *testing.T) {
 	f(Point{Measurement: `a\b`, Tags: []Tag{{`k\,`, `\ `}}, Fields: []Field{{`\=x`, 1e21}}}, `a\b,k\\,=\\  \\=x=1e+21`+"\n")
 	f(Point{Measurement: "m", Fields: []Field{{"a", math.MaxFloat64}, {"b", 5e-324}, {"c", 123456789}, {"d", 0.1}}},
 		"m a=1.7976931348623157e+308,b=5e-324,c=1.23456789e+08,d=0.1\n")
+	unsorted := samplePoint()
+	slices.Reverse(unsorted.Tags)
+	f(unsorted, string(AppendLine(nil, new(samplePoint())))) // tags written sorted
 	sp := samplePoint()
 	if got := string(AppendLines([]byte("x\n"), []Point{sp, {Measurement: "m", Fields: []Field{{"v", 2}}}})); got != "x\n"+string(AppendLine(nil, &sp))+"m v=2\n" {
 		t.Errorf("AppendLines = %q", got)

@@ -42,7 +42,14 @@ type Field struct {
 // tag or field key given twice (ErrDuplicateKey), tags not sorted by key
 // (ErrUnsortedTags), no fields (ErrNoFields) or a NaN or infinite value
 // (ErrNonFinite). The error is a plain error wrapping the sentinel.
-func (p *Point) Validate() error {
+func (p *Point) Validate() error { return p.validate(false) }
+
+// ValidateAnyOrder is Validate for tags in any order, for points encoded
+// with AppendLine, AppendLineKeyed or AppendSeriesKey, which write tags
+// sorted: sorting a copy of the tags first would cost an allocation.
+func (p *Point) ValidateAnyOrder() error { return p.validate(true) }
+
+func (p *Point) validate(anyOrder bool) error {
 	if r := nameProblem(p.Measurement, kindMeasurement); r != "" {
 		return fmt.Errorf("%w: measurement %q %s", ErrInvalidName, p.Measurement, r)
 	}
@@ -59,8 +66,17 @@ func (p *Point) Validate() error {
 		switch prev := p.Tags[i-1].Key; {
 		case prev == t.Key:
 			return fmt.Errorf("%w: tag %q", ErrDuplicateKey, t.Key)
-		case prev > t.Key:
+		case prev > t.Key && !anyOrder:
 			return fmt.Errorf("%w: tag %q after %q", ErrUnsortedTags, t.Key, prev)
+		}
+	}
+	if anyOrder && !slices.IsSortedFunc(p.Tags, cmpTag) {
+		var buf [32]int
+		idx := sortedIndex(p.Tags, &buf)
+		for j := 1; j < len(idx); j++ {
+			if k := p.Tags[idx[j]].Key; k == p.Tags[idx[j-1]].Key {
+				return fmt.Errorf("%w: tag %q", ErrDuplicateKey, k)
+			}
 		}
 	}
 	if len(p.Fields) == 0 {
@@ -103,37 +119,44 @@ func (p *Point) Clone() Point {
 // more than 32 tags that are not sorted.
 func AppendSeriesKey(dst []byte, p *Point) []byte {
 	dst = appendEscaped(dst, p.Measurement, false)
-	ts := p.Tags
+	return appendTags(dst, p.Tags)
+}
+
+// appendTags appends ts sorted, without modifying them: they belong to the
+// caller.
+func appendTags(dst []byte, ts []Tag) []byte {
 	if slices.IsSortedFunc(ts, cmpTag) {
 		for i := range ts {
 			dst = appendTag(dst, &ts[i])
 		}
 		return dst
 	}
-	// Sort a permutation rather than the tags, which belong to the caller.
-	if len(ts) <= 32 {
-		var idx [32]uint8
-		n := len(ts)
-		for i := range n {
-			idx[i] = uint8(i)
-			for j := i; j > 0 && cmpTag(ts[idx[j]], ts[idx[j-1]]) < 0; j-- {
-				idx[j], idx[j-1] = idx[j-1], idx[j]
-			}
-		}
-		for _, i := range idx[:n] {
-			dst = appendTag(dst, &ts[i])
-		}
-		return dst
-	}
-	idx := make([]int, len(ts))
-	for i := range idx {
-		idx[i] = i
-	}
-	slices.SortFunc(idx, func(a, b int) int { return cmpTag(ts[a], ts[b]) })
-	for _, i := range idx {
+	var buf [32]int
+	for _, i := range sortedIndex(ts, &buf) {
 		dst = appendTag(dst, &ts[i])
 	}
 	return dst
+}
+
+// sortedIndex returns the indices of ts in sorted order, in buf when ts
+// has no more tags than buf holds.
+func sortedIndex(ts []Tag, buf *[32]int) []int {
+	if len(ts) > len(buf) {
+		idx := make([]int, len(ts))
+		for i := range idx {
+			idx[i] = i
+		}
+		slices.SortFunc(idx, func(a, b int) int { return cmpTag(ts[a], ts[b]) })
+		return idx
+	}
+	idx := buf[:len(ts)]
+	for i := range idx { // insertion sort: a point has few tags
+		idx[i] = i
+		for j := i; j > 0 && cmpTag(ts[idx[j]], ts[idx[j-1]]) < 0; j-- {
+			idx[j], idx[j-1] = idx[j-1], idx[j]
+		}
+	}
+	return idx
 }
 
 func appendTag(dst []byte, t *Tag) []byte {

@@ -144,6 +144,49 @@ func TestValidate(t *testing.T) {
 	f(Point{Measurement: "cpu", Fields: append(slices.Clone(many), Field{"f99", 0})}, ErrDuplicateKey)
 }
 
+// ValidateAnyOrder is Validate without the tag order: duplicates are still
+// found wherever they are, with more tags than the stack permutation holds
+// too, and the tags are not modified.
+func TestValidateAnyOrder(t *testing.T) {
+	tags := func(keys ...string) []Tag {
+		ts := make([]Tag, len(keys))
+		for i, k := range keys {
+			ts[i] = Tag{k, "v" + strconv.Itoa(i)}
+		}
+		return ts
+	}
+	many := make([]string, 40)
+	for i := range many {
+		many[i] = "k" + strconv.Itoa(len(many)-i)
+	}
+	fs := []Field{{"v", 1}}
+	for _, tc := range []struct {
+		name string
+		p    Point
+		want error
+	}{
+		{"sorted", Point{Measurement: "cpu", Tags: tags("a", "b", "c"), Fields: fs}, nil},
+		{"unsorted", Point{Measurement: "cpu", Tags: tags("c", "a", "b"), Fields: fs}, nil},
+		{"many unsorted", Point{Measurement: "cpu", Tags: tags(many...), Fields: fs}, nil},
+		{"adjacent duplicate", Point{Measurement: "cpu", Tags: tags("b", "a", "a"), Fields: fs}, ErrDuplicateKey},
+		{"distant duplicate", Point{Measurement: "cpu", Tags: tags("a", "c", "b", "a"), Fields: fs}, ErrDuplicateKey},
+		{"duplicate among many", Point{Measurement: "cpu", Tags: tags(append(slices.Clone(many), "k7")...), Fields: fs}, ErrDuplicateKey},
+		{"invalid tag key", Point{Measurement: "cpu", Tags: tags("b", "time"), Fields: fs}, ErrInvalidName},
+		{"no fields", Point{Measurement: "cpu", Tags: tags("b", "a")}, ErrNoFields},
+		{"duplicate field", Point{Measurement: "cpu", Tags: tags("b", "a"), Fields: []Field{{"x", 1}, {"x", 2}}}, ErrDuplicateKey},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := slices.Clone(tc.p.Tags)
+			if err := tc.p.ValidateAnyOrder(); !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+				t.Fatalf("ValidateAnyOrder(%s) = %v, want %v", dump(tc.p), err, tc.want)
+			}
+			if !slices.Equal(before, tc.p.Tags) {
+				t.Fatalf("ValidateAnyOrder modified the tags: %v", tc.p.Tags)
+			}
+		})
+	}
+}
+
 func TestSortTagsAndClone(t *testing.T) {
 	p := Point{Measurement: "m", Tags: []Tag{{"c", "3"}, {"a", "1"}, {"b", "2"}}, Fields: []Field{{"v", 1}}, Time: 9}
 	p.SortTags()
@@ -220,6 +263,8 @@ func TestEncodersDoNotAllocate(t *testing.T) {
 	buf := make([]byte, 0, 1024)
 	for name, fn := range map[string]func(){
 		"AppendLine":               func() { buf = AppendLine(buf[:0], &p) },
+		"AppendLine/unsorted":      func() { buf = AppendLine(buf[:0], &unsorted) },
+		"ValidateAnyOrder":         func() { _ = unsorted.ValidateAnyOrder() },
 		"AppendJSON":               func() { buf = AppendJSON(buf[:0], &p) },
 		"AppendSeriesKey":          func() { buf = AppendSeriesKey(buf[:0], &p) },
 		"AppendSeriesKey/unsorted": func() { buf = AppendSeriesKey(buf[:0], &unsorted) },

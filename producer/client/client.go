@@ -20,8 +20,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -113,7 +111,6 @@ type Producer struct {
 	w       *kafka.Writer
 	format  point.Format
 	drop    bool
-	slots   chan struct{} // one per buffered point: the buffer bound
 	onError func(error, int)
 	observe func(time.Duration)
 	headers []kafka.Header // shared, read-only
@@ -125,6 +122,7 @@ type Producer struct {
 	qmu      sync.Mutex
 	queue    []kafka.Message
 	spare    []kafka.Message // the previous queue, reused
+	slab     []byte          // queued messages' bytes are carved from it, not allocated one by one
 	closed   bool            // under qmu: no message enters the queue after Close
 	wake     chan struct{}   // the queue got its first message
 	full     chan struct{}   // the queue reached gatherSize
@@ -132,12 +130,16 @@ type Producer struct {
 	loopDone chan struct{}
 	maxBytes int64 // kafka-go refuses a bigger message; Send reports it at once
 
-	mu   sync.Mutex
-	idle *sync.Cond // signalled when the buffer empties
+	// buffered counts the points sent and not yet acknowledged or failed,
+	// up to capacity; room is signalled when it falls while Send waits.
+	buffered atomic.Int64
+	capacity int64
+	room     chan struct{}
+	mu       sync.Mutex
+	idle     *sync.Cond // signalled when the buffer empties
 
 	sent, acked, failed, dropped atomic.Int64
 	bytesAcked, batches          atomic.Int64
-	sizeHint                     atomic.Int64 // bytes the last encoded point took, plus slack
 }
 
 // New returns a Producer for cfg. It does not contact Kafka until the first
@@ -150,7 +152,8 @@ func New(cfg Config, opts ...Option) (*Producer, error) {
 	p := &Producer{
 		format:   cfg.Format,
 		drop:     cfg.DropWhenFull,
-		slots:    make(chan struct{}, cfg.Buffer),
+		capacity: int64(cfg.Buffer),
+		room:     make(chan struct{}, 1),
 		onError:  func(error, int) {},
 		observe:  func(time.Duration) {},
 		headers:  []kafka.Header{{Key: kafkaio.HeaderContentType, Value: []byte(cfg.Format.ContentType())}},
@@ -180,12 +183,12 @@ func New(cfg Config, opts ...Option) (*Producer, error) {
 // when configured to drop. A nil error means queued, not acknowledged: see
 // Flush, or SendBatch. pt is not retained.
 func (p *Producer) Send(ctx context.Context, pt point.Point) error {
-	msg, err := p.encode(pt)
+	var scratch [256]byte // most points fit: no allocation
+	e, err := p.encode(scratch[:0], pt)
 	if err != nil {
 		return err
 	}
-	msg.Time = time.Now()
-	return p.enqueue(ctx, msg)
+	return p.enqueue(ctx, e, time.Now(), nil)
 }
 
 // SendBatch sends pts and waits until Kafka acknowledged all of them (or
@@ -194,20 +197,22 @@ func (p *Producer) Send(ctx context.Context, pt point.Point) error {
 // Full-buffer handling is as for Send; on ErrBufferFull or ctx's end some
 // points may have been sent.
 func (p *Producer) SendBatch(ctx context.Context, pts []point.Point) error {
-	msgs := make([]kafka.Message, len(pts))
+	encoded := make([]encoded, len(pts))
+	var buf []byte
 	for i := range pts {
-		m, err := p.encode(pts[i])
+		e, err := p.encode(buf, pts[i])
 		if err != nil {
 			return fmt.Errorf("point %d: %w", i+1, err)
 		}
-		msgs[i] = m
+		buf = e.data
+		e.data = e.data[len(e.data)-e.size:]
+		encoded[i] = e
 	}
 	w := &batchWait{done: make(chan struct{})}
-	w.pending.Store(int64(len(msgs)) + 1) // +1 until every point was queued
+	w.pending.Store(int64(len(pts)) + 1) // +1 until every point was queued
 	now := time.Now()
-	for i := range msgs {
-		msgs[i].Time, msgs[i].WriterData = now, w
-		if err := p.enqueue(ctx, msgs[i]); err != nil {
+	for _, e := range encoded {
+		if err := p.enqueue(ctx, e, now, w); err != nil {
 			w.finish(err)
 			return err
 		}
@@ -242,36 +247,41 @@ func (w *batchWait) finish(err error) {
 	}
 }
 
-func (p *Producer) encode(pt point.Point) (kafka.Message, error) {
-	if !slices.IsSortedFunc(pt.Tags, func(a, b point.Tag) int { return strings.Compare(a.Key, b.Key) }) {
-		pt.Tags = slices.Clone(pt.Tags) // the caller's slice is not ours to reorder
-		pt.SortTags()
-	}
-	if err := pt.Validate(); err != nil {
-		return kafka.Message{}, fmt.Errorf("invalid point: %w", err)
-	}
-	// Key and value share one allocation, sized from the previous point; in
-	// line protocol the key is the line's beginning.
-	buf := make([]byte, 0, p.sizeHint.Load())
-	var k int
-	if p.format == point.FormatJSON {
-		buf = point.AppendSeriesKey(buf, &pt)
-		k = len(buf)
-		buf = point.AppendJSON(buf, &pt)
-	} else {
-		buf, k = point.AppendLineKeyed(buf, &pt)
-	}
-	p.sizeHint.Store(int64(len(buf)) + 16)
-	if p.maxBytes > 0 && int64(len(buf)) > p.maxBytes {
-		return kafka.Message{}, fmt.Errorf("point of %d bytes: more than a produce request's %d", len(buf), p.maxBytes)
-	}
-	if p.format == point.FormatJSON {
-		return kafka.Message{Key: buf[:k:k], Value: buf[k:], Headers: p.headers}, nil
-	}
-	return kafka.Message{Key: buf[:k:k], Value: buf, Headers: p.headers}, nil
+// encoded is a point encoded as a message: key and value are the last size
+// bytes of data, the key its first keyLen; in line protocol the key is the
+// line's beginning, in JSON it precedes the value.
+type encoded struct {
+	data         []byte
+	size, keyLen int
 }
 
-func (p *Producer) enqueue(ctx context.Context, m kafka.Message) error {
+// encode validates pt and appends its message to dst.
+func (p *Producer) encode(dst []byte, pt point.Point) (encoded, error) {
+	if err := pt.ValidateAnyOrder(); err != nil { // the encoders sort the tags
+		return encoded{}, fmt.Errorf("invalid point: %w", err)
+	}
+	start := len(dst)
+	var k int
+	if p.format == point.FormatJSON {
+		dst = point.AppendSeriesKey(dst, &pt)
+		k = len(dst) - start
+		dst = point.AppendJSON(dst, &pt)
+	} else {
+		dst, k = point.AppendLineKeyed(dst, &pt)
+		k -= start
+	}
+	size := len(dst) - start
+	if p.maxBytes > 0 && int64(size) > p.maxBytes {
+		return encoded{}, fmt.Errorf("point of %d bytes: more than a produce request's %d", size, p.maxBytes)
+	}
+	return encoded{data: dst, size: size, keyLen: k}, nil
+}
+
+// slabSize is the memory queued messages are carved from, a piece at a
+// time; a slab is freed once all its messages were acknowledged.
+const slabSize = 64 << 10
+
+func (p *Producer) enqueue(ctx context.Context, e encoded, sent time.Time, w *batchWait) error {
 	if err := p.acquire(ctx); err != nil {
 		return err
 	}
@@ -280,6 +290,19 @@ func (p *Producer) enqueue(ctx context.Context, m kafka.Message) error {
 		p.qmu.Unlock()
 		p.release(1)
 		return ErrClosed
+	}
+	if cap(p.slab)-len(p.slab) < e.size {
+		p.slab = make([]byte, 0, max(slabSize, e.size))
+	}
+	from := len(p.slab)
+	p.slab = append(p.slab, e.data[len(e.data)-e.size:]...)
+	b := p.slab[from:len(p.slab):len(p.slab)]
+	m := kafka.Message{Key: b[:e.keyLen:e.keyLen], Value: b, Headers: p.headers, Time: sent}
+	if p.format == point.FormatJSON {
+		m.Value = b[e.keyLen:]
+	}
+	if w != nil {
+		m.WriterData = w
 	}
 	p.queue = append(p.queue, m)
 	n := len(p.queue)
@@ -374,33 +397,36 @@ func (p *Producer) handOver() bool {
 	return true
 }
 
+// acquire takes room in the buffer for one point, waiting for it unless
+// the Producer drops.
 func (p *Producer) acquire(ctx context.Context) error {
-	select {
-	case p.slots <- struct{}{}:
-		return nil
-	default:
-	}
-	if p.drop {
-		p.dropped.Add(1)
-		return ErrBufferFull
-	}
-	select {
-	case p.slots <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("wait for buffer room: %w", ctx.Err())
+	for {
+		if p.buffered.Add(1) <= p.capacity {
+			if p.buffered.Load() < p.capacity {
+				signal(p.room) // room for other waiters too
+			}
+			return nil
+		}
+		p.buffered.Add(-1)
+		if p.drop {
+			p.dropped.Add(1)
+			return ErrBufferFull
+		}
+		select {
+		case <-p.room:
+		case <-ctx.Done():
+			return fmt.Errorf("wait for buffer room: %w", ctx.Err())
+		}
 	}
 }
 
 func (p *Producer) release(n int) {
-	for range n {
-		<-p.slots
-	}
-	if len(p.slots) == 0 {
+	if p.buffered.Add(int64(-n)) == 0 {
 		p.mu.Lock()
 		p.idle.Broadcast()
 		p.mu.Unlock()
 	}
+	signal(p.room)
 }
 
 // completed is kafka-go's callback for each finished batch.
@@ -440,12 +466,12 @@ func (p *Producer) Flush(ctx context.Context) error {
 	})
 	defer stop()
 	p.mu.Lock()
-	for len(p.slots) > 0 && ctx.Err() == nil {
+	for p.buffered.Load() > 0 && ctx.Err() == nil {
 		p.idle.Wait()
 	}
 	p.mu.Unlock()
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("flush: %d points still in flight: %w", len(p.slots), err)
+		return fmt.Errorf("flush: %d points still in flight: %w", p.buffered.Load(), err)
 	}
 	if n := p.failed.Load(); n > 0 {
 		return fmt.Errorf("flush: %d points failed since the start", n)
@@ -471,5 +497,5 @@ func (p *Producer) Close(ctx context.Context) error {
 // Stats returns the counters.
 func (p *Producer) Stats() Stats {
 	return Stats{Sent: p.sent.Load(), Acked: p.acked.Load(), Failed: p.failed.Load(), Dropped: p.dropped.Load(),
-		BytesAcked: p.bytesAcked.Load(), Batches: p.batches.Load(), Buffered: len(p.slots)}
+		BytesAcked: p.bytesAcked.Load(), Batches: p.batches.Load(), Buffered: int(p.buffered.Load())}
 }

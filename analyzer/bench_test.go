@@ -159,6 +159,7 @@ func benchConsumption(b *testing.B, perMsg int, forecasts bool) {
 // topic.
 func produceBench(b *testing.B, kc kafkaio.Config, perMsg int, base int64) string {
 	topic := testbed.UniqueName("bench-analyzer-")
+	testbed.DeleteTopicsAtCleanup(b, topic, topic+"-alerts")
 	admin, err := kafkaio.NewAdmin(kc)
 	if err != nil {
 		b.Fatal(err)
@@ -279,6 +280,7 @@ func alertLatencies(b *testing.B, kc kafkaio.Config, influxURL string) []time.Du
 		duration = 30 * time.Second
 	)
 	topic := testbed.UniqueName("bench-latency-")
+	testbed.DeleteTopicsAtCleanup(b, topic, topic+"-alerts")
 	admin, err := kafkaio.NewAdmin(kc)
 	if err != nil {
 		b.Fatal(err)

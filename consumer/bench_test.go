@@ -189,6 +189,7 @@ func benchMessages(pts []point.Point, perMsg int) []kafka.Message {
 // every partition.
 func consume(b *testing.B, kc kafkaio.Config, influxURL string, msgs []kafka.Message) time.Duration {
 	topic := testbed.UniqueName("bench-")
+	testbed.DeleteTopicsAtCleanup(b, topic, topic+"-dlq")
 	admin, err := kafkaio.NewAdmin(kc)
 	if err != nil {
 		b.Fatal(err)

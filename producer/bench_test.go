@@ -53,6 +53,7 @@ func BenchmarkHTTPWrite(b *testing.B) {
 	var viaHTTP, direct time.Duration
 	for range b.N {
 		topic := testbed.UniqueName("bench-http-")
+		testbed.DeleteTopicsAtCleanup(b, topic)
 		if err := admin.EnsureTopics(b.Context(), kafkaio.TopicSpec{Name: topic, Partitions: 8, ReplicationFactor: 1}); err != nil {
 			b.Fatal(err)
 		}

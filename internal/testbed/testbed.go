@@ -12,6 +12,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -23,6 +24,7 @@ import (
 
 	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
 )
 
 // Environment variables set by scripts/testbed.sh.
@@ -93,6 +95,14 @@ func CreateDatabase(t testing.TB, base, db string) string {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("create database %s: HTTP %d", db, resp.StatusCode)
 	}
+	t.Cleanup(func() { // runs after the services writing to it stopped
+		resp, err := http.PostForm(base+"/query", url.Values{"q": {fmt.Sprintf("DROP DATABASE %q", db)}})
+		if err != nil {
+			t.Logf("drop database %s: %v", db, err)
+			return
+		}
+		resp.Body.Close()
+	})
 	return db + "/autogen"
 }
 
@@ -183,4 +193,23 @@ func CounterSum(reg *prometheus.Registry, name string) float64 {
 		}
 	}
 	return 0
+}
+
+// DeleteTopicsAtCleanup deletes topics when tb ends. Benchmarks create
+// fresh topics for every run; left behind, their partitions would make the
+// broker slower run after run and skew the ratios measured late.
+func DeleteTopicsAtCleanup(tb testing.TB, topics ...string) {
+	brokers := KafkaBrokers(tb)
+	tb.Cleanup(func() {
+		client := &kafka.Client{Addr: kafka.TCP(brokers), Timeout: 30 * time.Second}
+		resp, err := client.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: topics})
+		if err == nil {
+			for _, e := range resp.Errors {
+				err = errors.Join(err, e)
+			}
+		}
+		if err != nil {
+			tb.Logf("delete topics %v: %v", topics, err)
+		}
+	})
 }

@@ -29,6 +29,7 @@ func BenchmarkProducerThroughput(b *testing.B) {
 	var viaClient, bare time.Duration
 	topic := func() string {
 		t := testbed.UniqueName("bench-produce-")
+		testbed.DeleteTopicsAtCleanup(b, t)
 		if err := admin.EnsureTopics(b.Context(), kafkaio.TopicSpec{Name: t, Partitions: 8, ReplicationFactor: 1}); err != nil {
 			b.Fatal(err)
 		}

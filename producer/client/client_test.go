@@ -178,6 +178,43 @@ func TestBufferFullPolicies(t *testing.T) {
 	}
 }
 
+// Senders waiting for room all resume once acknowledgements free it, and
+// the buffer bound holds meanwhile.
+func TestWaitingSendersResumeWhenRoomFrees(t *testing.T) {
+	cfg, open := stalled(t)
+	defer open()
+	p, err := New(Config{Kafka: cfg, Buffer: 5, Linger: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const waiting = 20
+	errc := make(chan error, waiting)
+	for i := range 5 + waiting {
+		go func() { errc <- p.Send(t.Context(), pt(i)) }()
+	}
+	time.Sleep(200 * time.Millisecond)
+	if st := p.Stats(); st.Buffered != 5 || st.Sent != 5 {
+		t.Fatalf("with the broker stalled: %+v, want 5 buffered and the rest waiting", st)
+	}
+	open()
+	for range 5 + waiting {
+		select {
+		case err := <-errc:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("senders still waiting after the broker answered: %+v", p.Stats())
+		}
+	}
+	if err := p.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if st := p.Stats(); st.Acked != 5+waiting || st.Buffered != 0 {
+		t.Fatalf("after the broker answered: %+v", st)
+	}
+}
+
 func TestDeliveryFailuresReachTheErrorHandler(t *testing.T) {
 	c, cfg := cluster(t)
 	// Every produce is refused for good (the message is too large).

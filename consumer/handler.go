@@ -58,7 +58,7 @@ func newHandler(out *output, cfg movavg.Config, maxFuture time.Duration, partiti
 	if err != nil {
 		return nil, err
 	}
-	return &handler{out: out, stage: stage, maxFuture: int64(maxFuture),
+	return &handler{out: out, dec: point.Decoder{Alias: true}, stage: stage, maxFuture: int64(maxFuture),
 		series: out.metrics.series.WithLabelValues(strconv.Itoa(partition))}, nil
 }
 

@@ -20,7 +20,9 @@ import (
 // Messages of one partition arrive in offset order. When Handle returns nil,
 // every message in the batch is considered done (written, dead-lettered or
 // deliberately dropped) and its offset is committed; on error nothing is
-// committed and the consumer stops. Handle must honour ctx.
+// committed and the consumer stops. Handle must honour ctx. Message keys,
+// values and headers are never modified or reused, so what Handle decodes
+// may refer to them (point.Decoder.Alias).
 type Handler interface {
 	Handle(ctx context.Context, batch []kafka.Message) error
 }

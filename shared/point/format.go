@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strconv"
 	"strings"
+	"unsafe"
 )
 
 // Format identifies a wire format of points.
@@ -93,6 +94,19 @@ type Decoder struct {
 	// ErrTooLarge before any parsing. Zero or negative means
 	// DefaultMaxMessageBytes.
 	MaxMessageBytes int
+	// Alias makes the decoded strings refer to the payload rather than to
+	// a copy of it, saving an allocation and a copy per payload. Set it
+	// only when the payload is never modified afterwards, as with the
+	// Value of a message read from Kafka.
+	Alias bool
+}
+
+// text returns payload as the string the decoded points refer to.
+func (d Decoder) text(payload []byte) string {
+	if d.Alias {
+		return unsafe.String(unsafe.SliceData(payload), len(payload))
+	}
+	return string(payload)
 }
 
 func (d Decoder) maxBytes() int {

@@ -16,7 +16,7 @@ func (d Decoder) DecodeJSON(dst []Point, payload []byte) ([]Point, error) {
 	if e := d.tooLarge(FormatJSON, payload); e != nil {
 		return dst, e
 	}
-	s := string(payload)
+	s := d.text(payload)
 	var (
 		tagBuf   [stackTags]Tag
 		fieldBuf [stackFields]Field

@@ -12,7 +12,7 @@ func (d Decoder) DecodeLine(dst []Point, payload []byte) ([]Point, error) {
 	if e := d.tooLarge(FormatLine, payload); e != nil {
 		return dst, e
 	}
-	s := string(payload)
+	s := d.text(payload)
 	var (
 		tagBuf   [stackTags]Tag
 		fieldBuf [stackFields]Field

@@ -1,12 +1,15 @@
 package point
 
 import (
+	"bytes"
 	"errors"
 	"math"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 func TestDecodeLine(t *testing.T) {
@@ -244,6 +247,41 @@ func TestDecodeLineSharesNothingWithPayload(t *testing.T) {
 	ps[0].Fields = append(ps[0].Fields, Field{"z", 0})
 	if got := dump(ps[1]); got != `"mem" ["host"="b"] {"y"=2} @0` {
 		t.Fatalf("append to point 0 changed point 1: %s", got)
+	}
+}
+
+// With Alias, the points refer to the payload instead of a copy: the same
+// points, one allocation fewer.
+func TestDecodeAlias(t *testing.T) {
+	p := samplePoint()
+	line, js := AppendLine(nil, &p), AppendJSON(nil, &p)
+	for _, tc := range []struct {
+		name    string
+		payload []byte
+		decode  func(Decoder, []Point, []byte) ([]Point, error)
+	}{
+		{"line", line, Decoder.DecodeLine},
+		{"json", js, Decoder.DecodeJSON},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want, err := tc.decode(Decoder{}, nil, tc.payload)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := tc.decode(Decoder{Alias: true}, nil, tc.payload)
+			if err != nil || !reflect.DeepEqual(got, want) {
+				t.Fatalf("aliased: %v, %v; copied: %v", dumpAll(got), err, dumpAll(want))
+			}
+			if unsafe.StringData(got[0].Measurement) != &tc.payload[bytes.Index(tc.payload, []byte("cpu"))] {
+				t.Fatal("the measurement does not refer to the payload")
+			}
+			dst := make([]Point, 0, 1)
+			copied := testing.AllocsPerRun(100, func() { dst, _ = tc.decode(Decoder{}, dst[:0], tc.payload) })
+			aliased := testing.AllocsPerRun(100, func() { dst, _ = tc.decode(Decoder{Alias: true}, dst[:0], tc.payload) })
+			if aliased != copied-1 {
+				t.Fatalf("%v allocs/op aliased, %v copied: want one fewer", aliased, copied)
+			}
+		})
 	}
 }
 

@@ -279,7 +279,7 @@ func (c *GroupConsumer) runPartition(ctx, genCtx context.Context, cm *committer,
 	}
 	fetched, fetchErr, fetchDone := make(chan []kafka.Message, 1), make(chan error, 1), make(chan struct{})
 	f := &fetcher{dialer: c.dialer, brokers: c.kc.Brokers, topic: c.cfg.Topic, partition: a.ID,
-		maxBytes: fetchMaxBytes, maxWait: fetchMaxWait, backoff: fetchBackoff, log: p.log, free: make(chan []kafka.Message, 2)}
+		maxBytes: fetchMaxBytes, maxWait: fetchMaxWait, backoff: retry.Backoff{Initial: fetchRetryMin, Max: fetchRetryMax}, log: p.log, free: make(chan []kafka.Message, 2)}
 	go func() {
 		defer close(fetchDone)
 		f.run(fetchCtx, start, fetched, fetchErr)
@@ -350,13 +350,14 @@ var errIdle = errors.New("partition idle")
 
 // Fetching: a response of up to fetchMaxBytes is held in memory whole,
 // per partition, while the previous one is handled; an empty fetch waits
-// fetchMaxWait at the broker.
+// fetchMaxWait at the broker; failed attempts are retried after
+// fetchRetryMin doubling to fetchRetryMax.
 const (
 	fetchMaxBytes = 1 << 20
 	fetchMaxWait  = 2 * time.Second
+	fetchRetryMin = 100 * time.Millisecond
+	fetchRetryMax = 5 * time.Second
 )
-
-var fetchBackoff = retry.Backoff{Initial: 100 * time.Millisecond, Max: 5 * time.Second}
 
 // queue holds a partition's fetched messages not yet in a batch.
 type queue struct {

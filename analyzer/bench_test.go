@@ -408,7 +408,7 @@ func benchConfig(b *testing.B, kc kafkaio.Config, influxURL, topic, rulesFile st
 			BatchSize: 5000, FlushInterval: time.Second, Timeout: 30 * time.Second},
 		Topic:  kafkaio.TopicSpec{Name: topic, Partitions: benchPartitions, ReplicationFactor: 1},
 		Alerts: kafkaio.TopicSpec{Name: topic + "-alerts", Partitions: 1, ReplicationFactor: 1},
-		Group: kafkaio.GroupConfig{Topic: topic, Group: topic + "-analyzer", BatchSize: 1000, BatchWait: 100 * time.Millisecond,
+		Group: kafkaio.GroupConfig{Topic: topic, Group: topic + "-analyzer", BatchSize: 5000, BatchWait: 100 * time.Millisecond,
 			DrainTimeout: 10 * time.Second, IdleAfter: 10 * time.Second},
 		Analysis: a, RulesFile: rulesFile, RulesPoll: time.Minute, AlertsMeasurement: "metricpipe_alerts",
 	}

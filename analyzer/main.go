@@ -31,7 +31,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 	app.Flags = []cli.Flag{
 		&cli.StringFlag{Name: "alert-topic", Value: kafkaio.DefaultAlertTopic, Usage: "topic alert events are published to", EnvVars: env("alert-topic"), Category: "Kafka"},
 		// Alerts should leave soon after their point arrived: small batches.
-		&cli.IntFlag{Name: "batch-size", Value: 1000, Usage: "messages handled and committed together at most", EnvVars: env("batch-size"), Category: "Kafka"},
+		&cli.IntFlag{Name: "batch-size", Value: 5000, Usage: "messages handled and committed together at most (a batch waits --flush-interval at most to fill)", EnvVars: env("batch-size"), Category: "Kafka"},
 		&cli.DurationFlag{Name: "flush-interval", Value: 100 * time.Millisecond, Usage: "longest a fetched message waits for its batch", EnvVars: env("flush-interval"), Category: "Kafka"},
 		&cli.StringFlag{Name: "rules", Usage: "YAML file of alert rules, reloaded on SIGHUP and on change (empty: no alerts)", EnvVars: env("rules"), Category: "Alerts"},
 		&cli.DurationFlag{Name: "rules-poll", Value: 5 * time.Second, Usage: "how often the rule file is checked for changes", EnvVars: env("rules-poll"), Category: "Alerts"},

@@ -184,11 +184,11 @@ func New(cfg Config, opts ...Option) (*Producer, error) {
 // Flush, or SendBatch. pt is not retained.
 func (p *Producer) Send(ctx context.Context, pt point.Point) error {
 	var scratch [256]byte // most points fit: no allocation
-	e, err := p.encode(scratch[:0], pt)
+	msg, keyLen, err := p.encode(scratch[:0], pt)
 	if err != nil {
 		return err
 	}
-	return p.enqueue(ctx, e, time.Now(), nil)
+	return p.enqueue(ctx, msg, keyLen, time.Now(), nil)
 }
 
 // SendBatch sends pts and waits until Kafka acknowledged all of them (or
@@ -197,22 +197,22 @@ func (p *Producer) Send(ctx context.Context, pt point.Point) error {
 // Full-buffer handling is as for Send; on ErrBufferFull or ctx's end some
 // points may have been sent.
 func (p *Producer) SendBatch(ctx context.Context, pts []point.Point) error {
-	encoded := make([]encoded, len(pts))
+	type span struct{ from, to, keyLen int } // of a point's message in buf
+	spans := make([]span, len(pts))
 	var buf []byte
 	for i := range pts {
-		e, err := p.encode(buf, pts[i])
-		if err != nil {
+		from := len(buf)
+		var err error
+		if buf, spans[i].keyLen, err = p.encode(buf, pts[i]); err != nil {
 			return fmt.Errorf("point %d: %w", i+1, err)
 		}
-		buf = e.data
-		e.data = e.data[len(e.data)-e.size:]
-		encoded[i] = e
+		spans[i].from, spans[i].to = from, len(buf)
 	}
 	w := &batchWait{done: make(chan struct{})}
 	w.pending.Store(int64(len(pts)) + 1) // +1 until every point was queued
 	now := time.Now()
-	for _, e := range encoded {
-		if err := p.enqueue(ctx, e, now, w); err != nil {
+	for _, sp := range spans {
+		if err := p.enqueue(ctx, buf[sp.from:sp.to], sp.keyLen, now, w); err != nil {
 			w.finish(err)
 			return err
 		}
@@ -247,41 +247,35 @@ func (w *batchWait) finish(err error) {
 	}
 }
 
-// encoded is a point encoded as a message: key and value are the last size
-// bytes of data, the key its first keyLen; in line protocol the key is the
-// line's beginning, in JSON it precedes the value.
-type encoded struct {
-	data         []byte
-	size, keyLen int
-}
-
-// encode validates pt and appends its message to dst.
-func (p *Producer) encode(dst []byte, pt point.Point) (encoded, error) {
+// encode validates pt and appends its message to dst: key and value, the
+// key its first keyLen bytes. In line protocol the key is the line's
+// beginning; in JSON it precedes the value.
+func (p *Producer) encode(dst []byte, pt point.Point) (out []byte, keyLen int, err error) {
 	if err := pt.ValidateAnyOrder(); err != nil { // the encoders sort the tags
-		return encoded{}, fmt.Errorf("invalid point: %w", err)
+		return dst, 0, fmt.Errorf("invalid point: %w", err)
 	}
 	start := len(dst)
-	var k int
 	if p.format == point.FormatJSON {
 		dst = point.AppendSeriesKey(dst, &pt)
-		k = len(dst) - start
+		keyLen = len(dst) - start
 		dst = point.AppendJSON(dst, &pt)
 	} else {
-		dst, k = point.AppendLineKeyed(dst, &pt)
-		k -= start
+		dst, keyLen = point.AppendLineKeyed(dst, &pt)
+		keyLen -= start
 	}
-	size := len(dst) - start
-	if p.maxBytes > 0 && int64(size) > p.maxBytes {
-		return encoded{}, fmt.Errorf("point of %d bytes: more than a produce request's %d", size, p.maxBytes)
+	if size := len(dst) - start; p.maxBytes > 0 && int64(size) > p.maxBytes {
+		return dst[:start], 0, fmt.Errorf("point of %d bytes: more than a produce request's %d", size, p.maxBytes)
 	}
-	return encoded{data: dst, size: size, keyLen: k}, nil
+	return dst, keyLen, nil
 }
 
 // slabSize is the memory queued messages are carved from, a piece at a
 // time; a slab is freed once all its messages were acknowledged.
 const slabSize = 64 << 10
 
-func (p *Producer) enqueue(ctx context.Context, e encoded, sent time.Time, w *batchWait) error {
+// enqueue queues msg (key and value, the key its first keyLen bytes),
+// copied into the slab.
+func (p *Producer) enqueue(ctx context.Context, msg []byte, keyLen int, sent time.Time, w *batchWait) error {
 	if err := p.acquire(ctx); err != nil {
 		return err
 	}
@@ -291,15 +285,15 @@ func (p *Producer) enqueue(ctx context.Context, e encoded, sent time.Time, w *ba
 		p.release(1)
 		return ErrClosed
 	}
-	if cap(p.slab)-len(p.slab) < e.size {
-		p.slab = make([]byte, 0, max(slabSize, e.size))
+	if cap(p.slab)-len(p.slab) < len(msg) {
+		p.slab = make([]byte, 0, max(slabSize, len(msg)))
 	}
 	from := len(p.slab)
-	p.slab = append(p.slab, e.data[len(e.data)-e.size:]...)
+	p.slab = append(p.slab, msg...)
 	b := p.slab[from:len(p.slab):len(p.slab)]
-	m := kafka.Message{Key: b[:e.keyLen:e.keyLen], Value: b, Headers: p.headers, Time: sent}
+	m := kafka.Message{Key: b[:keyLen:keyLen], Value: b, Headers: p.headers, Time: sent}
 	if p.format == point.FormatJSON {
-		m.Value = b[e.keyLen:]
+		m.Value = b[keyLen:]
 	}
 	if w != nil {
 		m.WriterData = w

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
+	"unsafe"
 
 	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
 	"github.com/influxdata/influxdb-client-go/v2/api"
@@ -47,6 +49,7 @@ type Sink struct {
 	cfg    Config
 	client influxdb2.Client
 	write  api.WriteAPIBlocking
+	bufs   sync.Pool // *[]byte: a request's lines are hundreds of kilobytes, encoded again and again
 }
 
 // NewSink returns a sink for cfg. It does not contact the server; see Ping.
@@ -70,11 +73,15 @@ func (s *Sink) Bucket() string { return s.cfg.Bucket }
 // A point with Time 0 would get the server's clock and break idempotent
 // replays, so callers must set every point's time.
 func (s *Sink) Write(ctx context.Context, pts []point.Point) error {
-	buf := make([]byte, 0, 64*min(len(pts), s.cfg.BatchSize))
+	bp, _ := s.bufs.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	defer s.bufs.Put(bp)
 	for len(pts) > 0 {
 		n := min(len(pts), s.cfg.BatchSize)
-		buf = point.AppendLines(buf[:0], pts[:n])
-		if err := s.WriteLines(ctx, buf, n); err != nil {
+		*bp = point.AppendLines((*bp)[:0], pts[:n])
+		if err := s.WriteLines(ctx, *bp, n); err != nil {
 			return err
 		}
 		pts = pts[n:]
@@ -84,9 +91,10 @@ func (s *Sink) Write(ctx context.Context, pts []point.Point) error {
 
 // WriteLines writes n points already encoded as line protocol in one
 // request, for what the point model cannot carry (string fields). Errors
-// are as for Write.
+// are as for Write. The lines are only read during the call: the blocking
+// write API sends them as the request body and keeps nothing.
 func (s *Sink) WriteLines(ctx context.Context, lines []byte, n int) error {
-	if err := s.write.WriteRecord(ctx, string(lines)); err != nil {
+	if err := s.write.WriteRecord(ctx, unsafe.String(unsafe.SliceData(lines), len(lines))); err != nil {
 		return fmt.Errorf("write %d points to bucket %q: %w", n, s.cfg.Bucket, classify(err))
 	}
 	return nil

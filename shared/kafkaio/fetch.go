@@ -28,8 +28,10 @@ type fetcher struct {
 	backoff   retry.Backoff // between failed attempts
 	log       zerolog.Logger
 	// free returns slices whose messages were all taken, for reuse: a
-	// response holds thousands of messages.
-	free chan []kafka.Message
+	// response holds thousands of messages. New ones are made as long as
+	// the last response, so they do not grow message by message.
+	free     chan []kafka.Message
+	lastSize int
 }
 
 // fetchReadTimeout bounds reading one fetch response after the broker's
@@ -157,6 +159,7 @@ func (f *fetcher) fetch(conn *kafka.Conn) ([]kafka.Message, error) {
 	if errors.Is(err, io.EOF) {
 		err = nil
 	}
+	f.lastSize = max(f.lastSize, len(msgs))
 	return msgs, err
 }
 
@@ -165,7 +168,7 @@ func (f *fetcher) reuse() []kafka.Message {
 	case msgs := <-f.free:
 		return msgs[:0]
 	default:
-		return make([]kafka.Message, 0, 1024)
+		return make([]kafka.Message, 0, max(256, f.lastSize))
 	}
 }
 

@@ -1,6 +1,7 @@
 package point
 
 import (
+	"math"
 	"strconv"
 	"strings"
 )
@@ -407,13 +408,31 @@ func isFloat(t string) bool {
 	return j == len(t)
 }
 
-// parseTimestamp parses [-]digits as int64 nanoseconds.
+// parseTimestamp parses [-]digits as int64 nanoseconds, in one pass: every
+// line has one.
 func parseTimestamp(t string) (int64, bool) {
-	if !isInt(t, true) {
+	neg := t != "" && t[0] == '-'
+	if neg {
+		t = t[1:]
+	}
+	if t == "" || len(t) > 19 { // 19 digits cannot overflow a uint64
 		return 0, false
 	}
-	n, err := strconv.ParseInt(t, 10, 64)
-	return n, err == nil
+	var n uint64
+	for i := 0; i < len(t); i++ {
+		d := t[i] - '0'
+		if d > 9 {
+			return 0, false
+		}
+		n = n*10 + uint64(d)
+	}
+	switch {
+	case neg && n <= 1<<63:
+		return int64(-n), true // -(1<<63) wraps to the minimum, as it should
+	case !neg && n <= math.MaxInt64:
+		return int64(n), true
+	}
+	return 0, false
 }
 
 // AppendLine appends p as one line of line protocol, terminated by '\n',

@@ -285,6 +285,19 @@ func TestDecodeAlias(t *testing.T) {
 	}
 }
 
+// parseTimestamp agrees with strconv.ParseInt, bounds and signs included.
+func TestParseTimestampMatchesParseInt(t *testing.T) {
+	for _, s := range []string{"0", "-0", "1", "-1", "9223372036854775807", "9223372036854775808", "-9223372036854775808", "-9223372036854775809",
+		"99999999999999999999", "1700000000000000000", "", "-", "1a", "+1", "0001", "18446744073709551615", "18446744073709551616"} {
+		got, ok := parseTimestamp(s)
+		want, err := strconv.ParseInt(s, 10, 64)
+		wantOK := err == nil && s != "" && s[0] != '+'
+		if ok != wantOK || (ok && got != want) {
+			t.Errorf("parseTimestamp(%q) = %d, %v; want %d, %v", s, got, ok, want, wantOK)
+		}
+	}
+}
+
 func TestAppendLine(t *testing.T) {
 	f := func(p Point, want string) {
 		t.Helper()

@@ -62,8 +62,8 @@ func (f *fetcher) run(ctx context.Context, offset int64, out chan<- []kafka.Mess
 				continue
 			}
 			// A stop closes the connection, which ends a fetch in progress.
-			stop := context.AfterFunc(ctx, func() { conn.Close() })
 			c := conn
+			stop := context.AfterFunc(ctx, func() { c.Close() })
 			closeConn = func() { stop(); c.Close() }
 		}
 		msgs, err := f.fetch(conn)

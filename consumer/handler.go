@@ -58,7 +58,9 @@ func newHandler(out *output, cfg movavg.Config, maxFuture time.Duration, partiti
 	if err != nil {
 		return nil, err
 	}
-	return &handler{out: out, dec: point.Decoder{Alias: true}, stage: stage, maxFuture: int64(maxFuture),
+	// The batch's points are dropped once it is written: their tags and
+	// fields can share an arena, reset with the next batch.
+	return &handler{out: out, dec: point.Decoder{Alias: true, Arena: &point.Arena{}}, stage: stage, maxFuture: int64(maxFuture),
 		series: out.metrics.series.WithLabelValues(strconv.Itoa(partition))}, nil
 }
 
@@ -68,6 +70,7 @@ const expireEvery = int64(time.Minute)
 
 func (h *handler) Handle(ctx context.Context, batch []kafka.Message) error {
 	h.pts, h.lines, h.fields, h.derived, h.spans = h.pts[:0], h.lines[:0], h.fields[:0], h.derived[:0], h.spans[:0]
+	h.dec.Arena.Reset()
 	for i := range batch {
 		m := &batch[i]
 		from := len(h.pts)

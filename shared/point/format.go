@@ -99,7 +99,22 @@ type Decoder struct {
 	// only when the payload is never modified afterwards, as with the
 	// Value of a message read from Kafka.
 	Alias bool
+	// Arena, when set, holds the decoded points' Tags and Fields instead of
+	// two arrays allocated per payload. A Decoder with an Arena must not be
+	// used by several goroutines at once.
+	Arena *Arena
 }
+
+// Arena holds the Tags and Fields of decoded points for a caller that
+// drops them all together, such as a consumer once it wrote a batch.
+type Arena struct {
+	tags   []Tag
+	fields []Field
+}
+
+// Reset makes the arena's memory reusable: the points decoded into it
+// before must no longer be used.
+func (a *Arena) Reset() { a.tags, a.fields = a.tags[:0], a.fields[:0] }
 
 // text returns payload as the string the decoded points refer to.
 func (d Decoder) text(payload []byte) string {
@@ -138,11 +153,12 @@ func (d Decoder) tooLarge(f Format, payload []byte) *DecodeError {
 // On error Decode returns dst unchanged in length (a message is decoded
 // entirely or not at all) and a *DecodeError wrapping one sentinel error.
 //
-// Decode does not retain payload: the strings of the returned points are
-// substrings of one copy of it, so the caller may reuse payload at once,
-// and keeping any string of a point keeps the whole copy alive. The Tags and
-// Fields of all points of one message are sub-slices (with capped capacity)
-// of two shared arrays; Point.Clone detaches a point's slices.
+// Decode does not retain payload (unless Alias): the strings of the
+// returned points are substrings of one copy of it, so the caller may reuse
+// payload at once, and keeping any string of a point keeps the whole copy
+// alive. The Tags and Fields of all points of one message are sub-slices
+// (with capped capacity) of two shared arrays, or of the Arena;
+// Point.Clone detaches a point's slices.
 func (d Decoder) Decode(dst []Point, payload []byte, ct string) ([]Point, error) {
 	f := Detect(payload)
 	if ct != "" {
@@ -160,12 +176,19 @@ func (d Decoder) Decode(dst []Point, payload []byte, ct string) ([]Point, error)
 // finish gives the points dst[n0:] their tags and fields, which the
 // decoders collected in sc, from two exactly sized arrays. Copying out of
 // the scratch arrays is what lets them live on the decoder's stack.
-func (sc scratch) finish(dst []Point, n0 int) []Point {
+func (sc scratch) finish(dst []Point, n0 int, a *Arena) []Point {
 	var tags []Tag
-	if len(sc.tags) > 0 {
-		tags = append([]Tag(nil), sc.tags...)
+	var fields []Field
+	if a != nil {
+		t0, f0 := len(a.tags), len(a.fields)
+		a.tags, a.fields = append(a.tags, sc.tags...), append(a.fields, sc.fields...)
+		tags, fields = a.tags[t0:], a.fields[f0:]
+	} else {
+		if len(sc.tags) > 0 {
+			tags = append([]Tag(nil), sc.tags...)
+		}
+		fields = append([]Field(nil), sc.fields...)
 	}
-	fields := append([]Field(nil), sc.fields...)
 	for i, sp := range sc.spans {
 		p := &dst[n0+i]
 		if sp.t1 > sp.t0 {

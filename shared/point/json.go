@@ -77,7 +77,7 @@ func (d Decoder) DecodeJSON(dst []Point, payload []byte) ([]Point, error) {
 	if pos = skipWS(s, pos); pos < len(s) {
 		return fail(errAt(pos, ErrSyntax, "", "unexpected data after JSON value"))
 	}
-	return sc.finish(out, len(dst)), nil
+	return sc.finish(out, len(dst), d.Arena), nil
 }
 
 func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }

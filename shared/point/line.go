@@ -52,7 +52,7 @@ func (d Decoder) DecodeLine(dst []Point, payload []byte) ([]Point, error) {
 		}
 		return dst, errAt(len(s), ErrEmpty, "", "").locate(FormatLine, s)
 	}
-	return sc.finish(out, len(dst)), nil
+	return sc.finish(out, len(dst), d.Arena), nil
 }
 
 // skipBlank skips spaces, tabs, empty lines and comment lines from pos and

@@ -285,6 +285,35 @@ func TestDecodeAlias(t *testing.T) {
 	}
 }
 
+// With an Arena, the points' tags and fields come from it: the same points,
+// two allocations fewer, and after a Reset the arena's memory is reused.
+func TestDecodeArena(t *testing.T) {
+	p := samplePoint()
+	two := append(AppendLine(nil, &p), AppendLine(nil, &Point{Measurement: "m", Fields: []Field{{"v", 2}}})...)
+	want, err := Decoder{}.DecodeLine(nil, two)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &Arena{}
+	d := Decoder{Arena: a}
+	got, err := d.DecodeLine(nil, two)
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("with an arena: %v, %v; without: %v", dumpAll(got), err, dumpAll(want))
+	}
+	if &got[0].Tags[0] != &a.tags[0] || &got[1].Fields[0] != &a.fields[len(p.Fields)] {
+		t.Fatal("the points' tags and fields are not in the arena")
+	}
+	dst := make([]Point, 0, 2)
+	without := testing.AllocsPerRun(100, func() { dst, _ = Decoder{}.DecodeLine(dst[:0], two) })
+	with := testing.AllocsPerRun(100, func() {
+		a.Reset()
+		dst, _ = d.DecodeLine(dst[:0], two)
+	})
+	if with != without-2 {
+		t.Fatalf("%v allocs/op with an arena, %v without: want two fewer", with, without)
+	}
+}
+
 // parseTimestamp agrees with strconv.ParseInt, bounds and signs included.
 func TestParseTimestampMatchesParseInt(t *testing.T) {
 	for _, s := range []string{"0", "-0", "1", "-1", "9223372036854775807", "9223372036854775808", "-9223372036854775808", "-9223372036854775809",

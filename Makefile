@@ -51,9 +51,10 @@ eval: ## score the anomaly detector on the NAB corpus in $(NAB)
 docs: ## regenerate docs/configuration.md from the services' flags
 	$(GO) test ./internal/docs -run TestConfigurationReference -update
 
-fuzz: ## fuzz both decoders for FUZZTIME each (default 2m)
+fuzz: ## fuzz the point decoders and the Kafka record decoder for FUZZTIME each (default 2m)
 	$(GO) test ./shared/point -run '^$$' -fuzz '^FuzzDecodeLine$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./shared/point -run '^$$' -fuzz '^FuzzDecodeJSON$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./shared/kafkaio -run '^$$' -fuzz '^FuzzRecordSet$$' -fuzztime $(FUZZTIME)
 
 # Built, not `go run`, so Ctrl-C reaches the demo directly and it exits 0
 # after stopping everything.

@@ -122,12 +122,13 @@ type Idler interface {
 // offset order, and its offset is committed only after the Handler finished
 // with the messages before it: at-least-once delivery.
 type GroupConsumer struct {
-	group   *kafka.ConsumerGroup
-	kc      Config
-	dialer  *kafka.Dialer
-	cfg     GroupConfig
-	log     zerolog.Logger
-	metrics consumerMetrics
+	group    *kafka.ConsumerGroup
+	kc       Config
+	dialer   *kafka.Dialer
+	security wireSecurity // of the fetchers' connections
+	cfg      GroupConfig
+	log      zerolog.Logger
+	metrics  consumerMetrics
 }
 
 // NewGroupConsumer joins cfg.Group on cfg.Topic. A partition with no
@@ -138,6 +139,10 @@ func NewGroupConsumer(kc Config, cfg GroupConfig, log zerolog.Logger, reg promet
 		return nil, err
 	}
 	dialer, err := kc.Dialer()
+	if err != nil {
+		return nil, err
+	}
+	tlsCfg, mech, err := kc.security()
 	if err != nil {
 		return nil, err
 	}
@@ -161,7 +166,7 @@ func NewGroupConsumer(kc Config, cfg GroupConfig, log zerolog.Logger, reg promet
 	if err != nil {
 		return nil, fmt.Errorf("join group %q: %w", cfg.Group, err)
 	}
-	return &GroupConsumer{group: group, kc: kc, dialer: dialer, cfg: cfg, log: log, metrics: newConsumerMetrics(reg, cfg)}, nil
+	return &GroupConsumer{group: group, kc: kc, dialer: dialer, security: wireSecurity{tls: tlsCfg, sasl: mech, clientID: kc.ClientID}, cfg: cfg, log: log, metrics: newConsumerMetrics(reg, cfg)}, nil
 }
 
 func kafkaLogger(log zerolog.Logger) kafka.Logger {
@@ -278,7 +283,7 @@ func (c *GroupConsumer) runPartition(ctx, genCtx context.Context, cm *committer,
 		start = kafka.FirstOffset
 	}
 	fetched, fetchErr, fetchDone := make(chan []kafka.Message, 1), make(chan error, 1), make(chan struct{})
-	f := &fetcher{dialer: c.dialer, brokers: c.kc.Brokers, topic: c.cfg.Topic, partition: a.ID,
+	f := &fetcher{dialer: c.dialer, security: c.security, brokers: c.kc.Brokers, topic: c.cfg.Topic, partition: a.ID,
 		maxBytes: fetchMaxBytes, maxWait: fetchMaxWait, backoff: retry.Backoff{Initial: fetchRetryMin, Max: fetchRetryMax}, log: p.log, free: make(chan []kafka.Message, 2)}
 	go func() {
 		defer close(fetchDone)
@@ -288,7 +293,7 @@ func (c *GroupConsumer) runPartition(ctx, genCtx context.Context, cm *committer,
 		stopFetch()
 		<-fetchDone
 	}()
-	q := &queue{in: fetched, errc: fetchErr, done: f.recycle}
+	q := &queue{in: fetched, errc: fetchErr, recycle: f.recycle, own: make([]kafka.Message, 0, c.cfg.BatchSize)}
 	defer func() {
 		if ctx.Err() != nil {
 			cm.flush()
@@ -296,7 +301,7 @@ func (c *GroupConsumer) runPartition(ctx, genCtx context.Context, cm *committer,
 	}()
 
 	idler, _ := h.(Idler)
-	batch := make([]kafka.Message, 0, c.cfg.BatchSize)
+	var batch []kafka.Message
 	for {
 		// The first message of a batch may wait indefinitely (or until the
 		// partition counts as idle); the rest wait at most BatchWait.
@@ -339,6 +344,7 @@ func (c *GroupConsumer) runPartition(ctx, genCtx context.Context, cm *committer,
 			}
 			return err
 		}
+		q.release()
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -363,9 +369,11 @@ const (
 type queue struct {
 	in      <-chan []kafka.Message
 	errc    <-chan error
-	done    func(chunk []kafka.Message) // called with each chunk once all of it was taken
+	recycle func(chunk []kafka.Message) // takes back a chunk no batch refers to any more
 	chunk   []kafka.Message             // the last received
 	pending []kafka.Message             // its messages not yet taken
+	taken   [][]kafka.Message           // chunks all taken, still referred to by the batch
+	own     []kafka.Message             // backing store of batches that span chunks
 	err     error                       // the fetcher's failure, returned by every later wait
 }
 
@@ -393,16 +401,37 @@ func (q *queue) wait(ctx context.Context) error {
 	return q.err
 }
 
-// take appends up to n pending messages to batch.
+// take appends up to n pending messages to batch. A batch taken from one
+// chunk is a window of it rather than a copy (a message is some 170 bytes,
+// and copying them cost more than decoding them); only a batch spanning
+// chunks is copied. The chunks are recycled by release.
 func (q *queue) take(batch []kafka.Message, n int) []kafka.Message {
 	n = min(n, len(q.pending))
-	batch = append(batch, q.pending[:n]...)
+	if len(batch) == 0 {
+		batch = q.pending[:n:n]
+	} else {
+		if cap(q.own) == 0 || &batch[0] != &q.own[:1][0] {
+			batch = append(q.own[:0], batch...)
+		}
+		batch = append(batch, q.pending[:n]...)
+		q.own = batch[:0]
+	}
 	q.pending = q.pending[n:]
 	if len(q.pending) == 0 && q.chunk != nil {
-		q.done(q.chunk)
+		q.taken = append(q.taken, q.chunk)
 		q.chunk = nil
 	}
 	return batch
+}
+
+// release recycles the chunks taken so far: the batch taken from them was
+// handled.
+func (q *queue) release() {
+	for _, c := range q.taken {
+		q.recycle(c)
+	}
+	clear(q.taken)
+	q.taken = q.taken[:0]
 }
 
 // waitFirst waits for the first message of a batch: indefinitely, or, with

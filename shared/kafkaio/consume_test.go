@@ -18,7 +18,7 @@ import (
 
 // fakeCluster starts an in-process Kafka-protocol broker with topic
 // pre-created; fast, and able to inject faults.
-func fakeCluster(t *testing.T, topic string, partitions int32) (*kfake.Cluster, Config) {
+func fakeCluster(t testing.TB, topic string, partitions int32) (*kfake.Cluster, Config) {
 	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, topic))
 	if err != nil {

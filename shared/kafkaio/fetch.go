@@ -4,7 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
+	"net"
+	"strconv"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -14,12 +15,13 @@ import (
 )
 
 // fetcher reads one partition from its leader, one fetch response at a
-// time, and hands on each response's messages as one slice. kafka.Reader
-// passes messages on one by one through a channel, resetting the socket
-// deadline and its statistics for each; that costs more per message than
-// the analyzer's whole analysis of a point.
+// time, and hands on each response's messages as one slice, decoded in
+// place (records.go). kafka.Reader passes messages on one by one through a
+// channel, copying each one's key, value and headers; that costs more per
+// message than the analyzer's whole analysis of a point.
 type fetcher struct {
-	dialer    *kafka.Dialer
+	dialer    *kafka.Dialer // looks up the partition's leader
+	security  wireSecurity
 	brokers   []string
 	topic     string
 	partition int
@@ -47,7 +49,7 @@ const fetchReadTimeout = 30 * time.Second
 // retrying cannot cure, such as a denied authorisation, is sent to errc.
 func (f *fetcher) run(ctx context.Context, offset int64, out chan<- []kafka.Message, errc chan<- error) {
 	defer close(out)
-	var conn *kafka.Conn
+	var conn *wireConn
 	closeConn := func() {}
 	defer func() { closeConn() }()
 	for attempt := 0; ctx.Err() == nil; {
@@ -66,9 +68,9 @@ func (f *fetcher) run(ctx context.Context, offset int64, out chan<- []kafka.Mess
 			stop := context.AfterFunc(ctx, func() { c.Close() })
 			closeConn = func() { stop(); c.Close() }
 		}
-		msgs, err := f.fetch(conn)
+		msgs, next, err := f.fetch(conn, offset)
+		offset = next
 		if len(msgs) > 0 {
-			offset = msgs[len(msgs)-1].Offset + 1
 			select {
 			case out <- msgs:
 			case <-ctx.Done():
@@ -80,7 +82,6 @@ func (f *fetcher) run(ctx context.Context, offset int64, out chan<- []kafka.Mess
 			return
 		case err == nil, errors.Is(err, kafka.RequestTimedOut):
 			attempt = 0
-			offset, _ = conn.Offset() // past compacted records too
 		case errors.Is(err, kafka.OffsetOutOfRange):
 			attempt++
 			f.log.Warn().Err(err).Int64("offset", offset).Int("attempt", attempt).Msg("offset out of range; retrying")
@@ -104,21 +105,27 @@ func (f *fetcher) run(ctx context.Context, offset int64, out chan<- []kafka.Mess
 	}
 }
 
-// connect dials the partition's leader through the first broker that
-// answers and positions the connection at offset, moved to the oldest
-// message the broker holds when offset is before it (or FirstOffset).
-func (f *fetcher) connect(ctx context.Context, offset int64) (*kafka.Conn, int64, error) {
+// connect dials the partition's leader, found through the first broker
+// that answers, and returns offset moved to the oldest message the broker
+// holds when it is before that (or FirstOffset).
+func (f *fetcher) connect(ctx context.Context, offset int64) (*wireConn, int64, error) {
 	var errs []error
 	for _, broker := range f.brokers {
-		conn, err := f.dialer.DialLeader(ctx, "tcp", broker, f.topic, f.partition)
+		leader, err := f.dialer.LookupLeader(ctx, "tcp", broker, f.topic, f.partition)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("via %s: %w", broker, err))
+			errs = append(errs, fmt.Errorf("leader via %s: %w", broker, err))
 			continue
 		}
-		first, _, err := conn.ReadOffsets()
+		addr := net.JoinHostPort(leader.Host, strconv.Itoa(leader.Port))
+		conn, err := dialWire(ctx, addr, f.security)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("leader %s: %w", addr, err))
+			continue
+		}
+		first, err := f.oldest(conn)
 		if err != nil {
 			conn.Close()
-			errs = append(errs, fmt.Errorf("read offsets via %s: %w", broker, err))
+			errs = append(errs, fmt.Errorf("oldest offset from %s: %w", addr, err))
 			continue
 		}
 		if offset < first {
@@ -128,53 +135,57 @@ func (f *fetcher) connect(ctx context.Context, offset int64) (*kafka.Conn, int64
 			}
 			offset = first
 		}
-		if _, err := conn.Seek(offset, kafka.SeekAbsolute|kafka.SeekDontCheck); err != nil {
-			conn.Close()
-			return nil, offset, fmt.Errorf("seek to %d: %w", offset, err)
-		}
 		return conn, offset, nil
 	}
 	return nil, offset, fmt.Errorf("partition %d of %s: %w", f.partition, f.topic, errors.Join(errs...))
 }
 
-// fetch reads one fetch response whole: at most maxBytes, or nothing after
-// maxWait.
-func (f *fetcher) fetch(conn *kafka.Conn) ([]kafka.Message, error) {
-	if err := conn.SetReadDeadline(time.Now().Add(f.maxWait + fetchReadTimeout)); err != nil {
-		return nil, err
+func (f *fetcher) oldest(conn *wireConn) (int64, error) {
+	if err := conn.conn.SetDeadline(time.Now().Add(fetchReadTimeout)); err != nil {
+		return 0, err
 	}
-	batch := conn.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: 1, MaxBytes: f.maxBytes, MaxWait: f.maxWait})
-	var msgs []kafka.Message
-	for {
-		m, err := batch.ReadMessage()
-		if err != nil {
-			break
-		}
-		if msgs == nil {
-			msgs = f.reuse()
-		}
-		msgs = append(msgs, m)
+	return conn.listOffset(f.topic, f.partition, kafka.FirstOffset)
+}
+
+// fetch reads one fetch response from offset: at most maxBytes, or nothing
+// after maxWait. It returns the offset to fetch next.
+func (f *fetcher) fetch(conn *wireConn, offset int64) ([]kafka.Message, int64, error) {
+	if err := conn.conn.SetDeadline(time.Now().Add(f.maxWait + fetchReadTimeout)); err != nil {
+		return nil, offset, err
 	}
-	err := batch.Close()
-	if errors.Is(err, io.EOF) {
-		err = nil
+	res, err := conn.fetch(f.topic, f.partition, offset, f.maxWait, f.maxBytes)
+	if err != nil || len(res.records) == 0 {
+		return nil, offset, err
+	}
+	rs := recordSet{topic: f.topic, partition: f.partition, highWaterMark: res.highWaterMark, from: offset}
+	buf, stale := f.reuse()
+	msgs, next, err := rs.appendMessages(buf, res.records)
+	if n := len(msgs); n < stale && cap(msgs) == cap(buf) {
+		clear(msgs[n:stale]) // what the slice's last use left behind would pin its response
+	}
+	if len(msgs) == 0 {
+		f.recycle(msgs)
+		msgs = nil
 	}
 	f.lastSize = max(f.lastSize, len(msgs))
-	return msgs, err
+	return msgs, next, err
 }
 
-func (f *fetcher) reuse() []kafka.Message {
+// reuse returns an empty slice for a response's messages, and how many
+// messages of its last use it still holds.
+func (f *fetcher) reuse() ([]kafka.Message, int) {
 	select {
 	case msgs := <-f.free:
-		return msgs[:0]
+		return msgs[:0], len(msgs)
 	default:
-		return make([]kafka.Message, 0, max(256, f.lastSize))
+		return make([]kafka.Message, 0, max(256, f.lastSize)), 0
 	}
 }
 
-// recycle hands back a slice whose messages were all taken.
+// recycle hands back a slice whose messages were all taken. Its messages
+// are overwritten by the next response rather than cleared now: clearing
+// pointers cost as much as decoding the messages.
 func (f *fetcher) recycle(msgs []kafka.Message) {
-	clear(msgs[:cap(msgs)]) // drops the payloads
 	select {
 	case f.free <- msgs:
 	default:

@@ -1,6 +1,7 @@
 package kafkaio
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -15,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
@@ -25,7 +28,7 @@ func TestSASLAgainstBroker(t *testing.T) {
 		{SASLPlain, "PLAIN"}, {SASLScramSHA256, "SCRAM-SHA-256"}, {SASLScramSHA512, "SCRAM-SHA-512"},
 	} {
 		t.Run(tc.mech, func(t *testing.T) {
-			c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.EnableSASL(), kfake.Superuser(tc.kfakeMech, "metricpipe", "right"))
+			c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, pingTopic), kfake.EnableSASL(), kfake.Superuser(tc.kfakeMech, "metricpipe", "right"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -46,7 +49,7 @@ func TestSASLAgainstBroker(t *testing.T) {
 // file; without the CA the certificate is refused.
 func TestTLSAgainstBroker(t *testing.T) {
 	serverCert, caFile := selfSigned(t)
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.TLS(&tls.Config{Certificates: []tls.Certificate{serverCert}}))
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, pingTopic), kfake.TLS(&tls.Config{Certificates: []tls.Certificate{serverCert}}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,13 +68,28 @@ func TestTLSAgainstBroker(t *testing.T) {
 	}
 }
 
+const pingTopic = "ping"
+
+// ping connects as the admin client and as a partition fetcher (which
+// authenticates on its own connection) and fails unless both agree: both
+// connect, or both are refused.
 func ping(t *testing.T, cfg Config) error {
 	t.Helper()
 	admin, err := NewAdmin(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return admin.Ping(t.Context())
+	adminErr := admin.Ping(t.Context())
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	conn, _, fetchErr := testFetcher(t, cfg, pingTopic, zerolog.Nop()).connect(ctx, kafka.FirstOffset)
+	if fetchErr == nil {
+		conn.Close()
+	}
+	if (adminErr == nil) != (fetchErr == nil) {
+		t.Fatalf("admin and fetcher disagree: admin %v, fetcher %v", adminErr, fetchErr)
+	}
+	return adminErr
 }
 
 // selfSigned returns a certificate for 127.0.0.1 and the path of a PEM file

@@ -1,0 +1,224 @@
+package kafkaio
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"time"
+	"unsafe"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/compress"
+)
+
+// recordSet decodes the record batches (format v2, the only one Kafka 3.0
+// and later store) of one partition's fetch response into messages whose
+// keys, values and headers alias the response: nothing is copied or
+// allocated per message. The response buffer is never written again, so
+// the aliases stay valid for as long as anything holds them.
+type recordSet struct {
+	topic         string
+	partition     int
+	highWaterMark int64
+	from          int64 // the fetch offset: a batch may begin before it
+}
+
+// batchHeaderSize is a record batch's fixed part, from the base offset to
+// the record count.
+const batchHeaderSize = 61
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Record batch attributes.
+const (
+	attrCompression   = 0x07
+	attrLogAppendTime = 0x08
+	attrControl       = 0x20
+)
+
+// appendMessages appends the messages of records at or after rs.from to
+// msgs, and returns the offset to fetch next: past the last complete batch
+// appended, including records a compaction removed and transaction markers.
+// A batch that fails to decode is appended to none of its messages. A batch
+// cut off at the end of the response (the broker fills up to the fetch's
+// size) is left for the next fetch; a response with no complete batch at
+// all is an error, since fetching again would return the same.
+func (rs recordSet) appendMessages(msgs []kafka.Message, records []byte) ([]kafka.Message, int64, error) {
+	next := rs.from
+	var headers []kafka.Header // shared backing store of the messages' headers
+	for len(records) >= 12 {
+		baseOffset := int64(binary.BigEndian.Uint64(records))
+		size := 12 + int(int32(binary.BigEndian.Uint32(records[8:])))
+		if size < batchHeaderSize {
+			return msgs, next, fmt.Errorf("record batch at offset %d: length %d is too short", baseOffset, size)
+		}
+		if size > len(records) {
+			break
+		}
+		batch := records[:size]
+		records = records[size:]
+		n := len(msgs)
+		var err error
+		if msgs, headers, err = rs.appendBatch(msgs, headers, batch); err != nil {
+			return msgs[:n], next, fmt.Errorf("record batch at offset %d: %w", baseOffset, err)
+		}
+		lastOffsetDelta := int64(int32(binary.BigEndian.Uint32(batch[23:])))
+		next = max(next, baseOffset+lastOffsetDelta+1)
+	}
+	if next == rs.from && len(records) > 0 {
+		return msgs, next, fmt.Errorf("fetch at offset %d: %d bytes hold no complete record batch", rs.from, len(records))
+	}
+	return msgs, next, nil
+}
+
+func (rs recordSet) appendBatch(msgs []kafka.Message, headers []kafka.Header, batch []byte) ([]kafka.Message, []kafka.Header, error) {
+	if magic := batch[16]; magic != 2 {
+		return msgs, headers, fmt.Errorf("record format v%d: only v2 is supported", magic)
+	}
+	if want, got := binary.BigEndian.Uint32(batch[17:]), crc32.Checksum(batch[21:], castagnoli); want != got {
+		return msgs, headers, fmt.Errorf("CRC mismatch (stored %08x, computed %08x)", want, got)
+	}
+	attrs := binary.BigEndian.Uint16(batch[21:])
+	if attrs&attrControl != 0 {
+		return msgs, headers, nil // a transaction marker, not a message
+	}
+	baseOffset := int64(binary.BigEndian.Uint64(batch))
+	lastOffset := baseOffset + int64(int32(binary.BigEndian.Uint32(batch[23:])))
+	baseTime := int64(binary.BigEndian.Uint64(batch[27:]))
+	maxTime := int64(binary.BigEndian.Uint64(batch[35:]))
+	count := int(int32(binary.BigEndian.Uint32(batch[57:])))
+	body := batch[batchHeaderSize:]
+	if codec := compress.Compression(attrs & attrCompression); codec != compress.None {
+		var err error
+		if body, err = decompress(codec, body); err != nil {
+			return msgs, headers, err
+		}
+	}
+	r := recordReader{b: body}
+	for i := 0; i < count; i++ {
+		rec := recordReader{b: r.take(int(r.varint()))}
+		rec.take(1) // attributes, unused
+		ts := baseTime + rec.varint()
+		if attrs&attrLogAppendTime != 0 {
+			ts = maxTime
+		}
+		offset := baseOffset + rec.varint()
+		key := rec.nullableBytes()
+		value := rec.nullableBytes()
+		n := int(rec.varint())
+		if n < 0 || n > len(rec.b) { // a header takes at least 2 bytes
+			rec.err, n = errShortRecord, 0
+		}
+		h0 := len(headers)
+		for range n {
+			k := rec.nullableBytes()
+			headers = append(headers, kafka.Header{Key: aliasString(k), Value: rec.nullableBytes()})
+		}
+		if err := cmpOr(r.err, rec.err); err != nil {
+			return msgs, headers, fmt.Errorf("record %d of %d: %w", i, count, err)
+		}
+		if offset > lastOffset || len(msgs) > 0 && offset <= msgs[len(msgs)-1].Offset {
+			return msgs, headers, fmt.Errorf("record %d of %d: offset %d out of order", i, count, offset)
+		}
+		if offset < rs.from {
+			continue
+		}
+		m := kafka.Message{Topic: rs.topic, Partition: rs.partition, Offset: offset, HighWaterMark: rs.highWaterMark,
+			Key: key, Value: value, Time: messageTime(ts)}
+		if n > 0 {
+			m.Headers = headers[h0:len(headers):len(headers)]
+		}
+		msgs = append(msgs, m)
+	}
+	return msgs, headers, nil
+}
+
+// decompress returns body decompressed into a buffer of its own, refusing
+// to inflate it beyond maxResponseSize.
+func decompress(c compress.Compression, body []byte) ([]byte, error) {
+	codec := c.Codec()
+	if codec == nil {
+		return nil, fmt.Errorf("unknown compression codec %d", c)
+	}
+	zr := codec.NewReader(bytes.NewReader(body))
+	defer zr.Close()
+	out, err := io.ReadAll(io.LimitReader(zr, maxResponseSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", codec.Name(), err)
+	}
+	if len(out) > maxResponseSize {
+		return nil, fmt.Errorf("%s: decompresses to more than %d bytes", codec.Name(), maxResponseSize)
+	}
+	return out, nil
+}
+
+// messageTime converts a record's timestamp (milliseconds; -1 when the
+// producer set none) as kafka-go does: the zero time when unset.
+func messageTime(ms int64) time.Time {
+	if ms < 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms)
+}
+
+// aliasString returns b as a string without copying it: the response
+// buffer b points into is never written again.
+func aliasString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
+func cmpOr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+var errShortRecord = errors.New("record truncated or corrupt")
+
+// recordReader reads a record's varint-framed fields; after the first bad
+// read every read returns zero and err is set.
+type recordReader struct {
+	b   []byte
+	err error
+}
+
+func (r *recordReader) varint() int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.err = errShortRecord
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *recordReader) take(n int) []byte {
+	if r.err == nil && (n < 0 || n > len(r.b)) {
+		r.err = errShortRecord
+	}
+	if r.err != nil {
+		return nil
+	}
+	v := r.b[:n:n]
+	r.b = r.b[n:]
+	return v
+}
+
+// nullableBytes reads a varint length (-1: null) and that many bytes.
+func (r *recordReader) nullableBytes() []byte {
+	n := r.varint()
+	if n < 0 {
+		return nil
+	}
+	return r.take(int(n))
+}

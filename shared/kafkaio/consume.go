@@ -20,9 +20,11 @@ import (
 // Messages of one partition arrive in offset order. When Handle returns nil,
 // every message in the batch is considered done (written, dead-lettered or
 // deliberately dropped) and its offset is committed; on error nothing is
-// committed and the consumer stops. Handle must honour ctx. Message keys,
-// values and headers are never modified or reused, so what Handle decodes
-// may refer to them (point.Decoder.Alias).
+// committed and the consumer stops. Handle must honour ctx. The batch, and
+// the bytes of its messages' keys, values and headers, are valid until
+// Handle returns: they share the fetch response's buffer, which is reused.
+// What Handle decodes may refer to them (point.Decoder.Alias) while it
+// runs; what it keeps longer, it must copy.
 type Handler interface {
 	Handle(ctx context.Context, batch []kafka.Message) error
 }
@@ -282,9 +284,9 @@ func (c *GroupConsumer) runPartition(ctx, genCtx context.Context, cm *committer,
 	if start < 0 {
 		start = kafka.FirstOffset
 	}
-	fetched, fetchErr, fetchDone := make(chan []kafka.Message, 1), make(chan error, 1), make(chan struct{})
+	fetched, fetchErr, fetchDone := make(chan chunk, 1), make(chan error, 1), make(chan struct{})
 	f := &fetcher{dialer: c.dialer, security: c.security, brokers: c.kc.Brokers, topic: c.cfg.Topic, partition: a.ID,
-		maxBytes: fetchMaxBytes, maxWait: fetchMaxWait, backoff: retry.Backoff{Initial: fetchRetryMin, Max: fetchRetryMax}, log: p.log, free: make(chan []kafka.Message, 2)}
+		maxBytes: fetchMaxBytes, maxWait: fetchMaxWait, backoff: retry.Backoff{Initial: fetchRetryMin, Max: fetchRetryMax}, log: p.log, free: make(chan chunk, 2)}
 	go func() {
 		defer close(fetchDone)
 		f.run(fetchCtx, start, fetched, fetchErr)
@@ -367,14 +369,14 @@ const (
 
 // queue holds a partition's fetched messages not yet in a batch.
 type queue struct {
-	in      <-chan []kafka.Message
+	in      <-chan chunk
 	errc    <-chan error
-	recycle func(chunk []kafka.Message) // takes back a chunk no batch refers to any more
-	chunk   []kafka.Message             // the last received
-	pending []kafka.Message             // its messages not yet taken
-	taken   [][]kafka.Message           // chunks all taken, still referred to by the batch
-	own     []kafka.Message             // backing store of batches that span chunks
-	err     error                       // the fetcher's failure, returned by every later wait
+	recycle func(chunk)     // takes back a chunk no batch refers to any more
+	chunk   chunk           // the last received
+	pending []kafka.Message // its messages not yet taken
+	taken   []chunk         // chunks all taken, still referred to by the batch
+	own     []kafka.Message // backing store of batches that span chunks
+	err     error           // the fetcher's failure, returned by every later wait
 }
 
 // wait returns nil once messages are pending, or the fetcher's error, or
@@ -384,9 +386,9 @@ func (q *queue) wait(ctx context.Context) error {
 		return q.err
 	}
 	select {
-	case msgs, ok := <-q.in:
+	case c, ok := <-q.in:
 		if ok {
-			q.chunk, q.pending = msgs, msgs
+			q.chunk, q.pending = c, c.msgs
 			return nil
 		}
 		select { // the fetcher ended: a failure, or the stop
@@ -417,9 +419,9 @@ func (q *queue) take(batch []kafka.Message, n int) []kafka.Message {
 		q.own = batch[:0]
 	}
 	q.pending = q.pending[n:]
-	if len(q.pending) == 0 && q.chunk != nil {
+	if len(q.pending) == 0 && q.chunk.msgs != nil {
 		q.taken = append(q.taken, q.chunk)
-		q.chunk = nil
+		q.chunk = chunk{}
 	}
 	return batch
 }

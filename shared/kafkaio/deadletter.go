@@ -1,9 +1,11 @@
 package kafkaio
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -39,10 +41,14 @@ func NewDeadLetters(cfg Config, topic, service string) (*DeadLetters, error) {
 // Publish writes src to the dead-letter topic with reason and blocks until the
 // brokers acknowledged it, so the caller may then commit src's offset. It
 // returns an error, and the caller must not commit, when the write failed or
-// ctx was cancelled.
+// ctx was cancelled. src's bytes are copied: a write given up on when ctx
+// ends is still sent by the writer later, when src's fetch buffer may hold
+// other messages.
 func (d *DeadLetters) Publish(ctx context.Context, src kafka.Message, reason error) error {
 	headers := make([]kafka.Header, 0, len(src.Headers)+5)
-	headers = append(headers, src.Headers...)
+	for _, h := range src.Headers {
+		headers = append(headers, kafka.Header{Key: strings.Clone(h.Key), Value: bytes.Clone(h.Value)})
+	}
 	headers = append(headers,
 		kafka.Header{Key: HeaderError, Value: []byte(reason.Error())},
 		kafka.Header{Key: HeaderSourceTopic, Value: []byte(src.Topic)},
@@ -50,7 +56,7 @@ func (d *DeadLetters) Publish(ctx context.Context, src kafka.Message, reason err
 		kafka.Header{Key: HeaderSourceOffset, Value: strconv.AppendInt(nil, src.Offset, 10)},
 		kafka.Header{Key: HeaderService, Value: []byte(d.service)},
 	)
-	msg := kafka.Message{Key: src.Key, Value: src.Value, Headers: headers, Time: src.Time}
+	msg := kafka.Message{Key: bytes.Clone(src.Key), Value: bytes.Clone(src.Value), Headers: headers, Time: src.Time}
 	if err := d.w.WriteMessages(ctx, msg); err != nil {
 		return fmt.Errorf("dead-letter %s/%d@%d to %q: %w", src.Topic, src.Partition, src.Offset, d.w.Topic, err)
 	}

@@ -29,11 +29,20 @@ type fetcher struct {
 	maxWait   time.Duration // the broker holds an empty fetch this long
 	backoff   retry.Backoff // between failed attempts
 	log       zerolog.Logger
-	// free returns slices whose messages were all taken, for reuse: a
-	// response holds thousands of messages. New ones are made as long as
-	// the last response, so they do not grow message by message.
-	free     chan []kafka.Message
+	// free returns chunks whose messages were all handled, for reuse: a
+	// response holds thousands of messages, and its buffer a megabyte.
+	// New ones are made as long as the last response, so they do not grow
+	// message by message.
+	free     chan chunk
 	lastSize int
+}
+
+// chunk is one fetch response's messages, the buffer they alias and their
+// headers: valid until recycled.
+type chunk struct {
+	msgs    []kafka.Message
+	resp    []byte
+	headers []kafka.Header
 }
 
 // fetchReadTimeout bounds reading one fetch response after the broker's
@@ -47,7 +56,7 @@ const fetchReadTimeout = 30 * time.Second
 // longer holds (deleted by retention) skips to the oldest one it holds, with
 // a warning naming the messages lost, as kafka.Reader does. A Kafka error
 // retrying cannot cure, such as a denied authorisation, is sent to errc.
-func (f *fetcher) run(ctx context.Context, offset int64, out chan<- []kafka.Message, errc chan<- error) {
+func (f *fetcher) run(ctx context.Context, offset int64, out chan<- chunk, errc chan<- error) {
 	defer close(out)
 	var conn *wireConn
 	closeConn := func() {}
@@ -68,11 +77,11 @@ func (f *fetcher) run(ctx context.Context, offset int64, out chan<- []kafka.Mess
 			stop := context.AfterFunc(ctx, func() { c.Close() })
 			closeConn = func() { stop(); c.Close() }
 		}
-		msgs, next, err := f.fetch(conn, offset)
+		c, next, err := f.fetch(conn, offset)
 		offset = next
-		if len(msgs) > 0 {
+		if len(c.msgs) > 0 {
 			select {
-			case out <- msgs:
+			case out <- c:
 			case <-ctx.Done():
 				return
 			}
@@ -149,45 +158,51 @@ func (f *fetcher) oldest(conn *wireConn) (int64, error) {
 
 // fetch reads one fetch response from offset: at most maxBytes, or nothing
 // after maxWait. It returns the offset to fetch next.
-func (f *fetcher) fetch(conn *wireConn, offset int64) ([]kafka.Message, int64, error) {
+func (f *fetcher) fetch(conn *wireConn, offset int64) (chunk, int64, error) {
 	if err := conn.conn.SetDeadline(time.Now().Add(f.maxWait + fetchReadTimeout)); err != nil {
-		return nil, offset, err
+		return chunk{}, offset, err
 	}
-	res, err := conn.fetch(f.topic, f.partition, offset, f.maxWait, f.maxBytes)
+	c, stale := f.reuse()
+	res, err := conn.fetch(c.resp, f.topic, f.partition, offset, f.maxWait, f.maxBytes)
+	c.resp = res.resp
 	if err != nil || len(res.records) == 0 {
-		return nil, offset, err
+		f.recycle(c)
+		return chunk{}, offset, err
 	}
-	rs := recordSet{topic: f.topic, partition: f.partition, highWaterMark: res.highWaterMark, from: offset}
-	buf, stale := f.reuse()
-	msgs, next, err := rs.appendMessages(buf, res.records)
-	if n := len(msgs); n < stale && cap(msgs) == cap(buf) {
-		clear(msgs[n:stale]) // what the slice's last use left behind would pin its response
+	rs := recordSet{topic: f.topic, partition: f.partition, highWaterMark: res.highWaterMark, from: offset,
+		msgs: c.msgs, headers: c.headers[:0]}
+	next, err := rs.decode(res.records)
+	if n := len(rs.msgs); n < stale && cap(rs.msgs) == cap(c.msgs) {
+		clear(rs.msgs[n:stale]) // what the slice's last use left behind would pin an old response
 	}
-	if len(msgs) == 0 {
-		f.recycle(msgs)
-		msgs = nil
+	c.msgs, c.headers = rs.msgs, rs.headers
+	if len(c.msgs) == 0 {
+		f.recycle(c)
+		return chunk{}, next, err
 	}
-	f.lastSize = max(f.lastSize, len(msgs))
-	return msgs, next, err
+	f.lastSize = max(f.lastSize, len(c.msgs))
+	return c, next, err
 }
 
-// reuse returns an empty slice for a response's messages, and how many
-// messages of its last use it still holds.
-func (f *fetcher) reuse() ([]kafka.Message, int) {
+// reuse returns a recycled chunk emptied, or a new one, and how many
+// messages of its last use its slice still holds.
+func (f *fetcher) reuse() (chunk, int) {
 	select {
-	case msgs := <-f.free:
-		return msgs[:0], len(msgs)
+	case c := <-f.free:
+		stale := len(c.msgs)
+		c.msgs = c.msgs[:0]
+		return c, stale
 	default:
-		return make([]kafka.Message, 0, max(256, f.lastSize)), 0
+		return chunk{msgs: make([]kafka.Message, 0, max(256, f.lastSize))}, 0
 	}
 }
 
-// recycle hands back a slice whose messages were all taken. Its messages
-// are overwritten by the next response rather than cleared now: clearing
-// pointers cost as much as decoding the messages.
-func (f *fetcher) recycle(msgs []kafka.Message) {
+// recycle hands back a chunk no message of which is in use any more. Its
+// messages are overwritten by the next response rather than cleared now:
+// clearing pointers cost as much as decoding the messages.
+func (f *fetcher) recycle(c chunk) {
 	select {
-	case f.free <- msgs:
+	case f.free <- c:
 	default:
 	}
 }

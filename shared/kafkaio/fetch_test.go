@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"testing"
 	"time"
@@ -30,7 +31,7 @@ func testFetcher(t *testing.T, cfg Config, topic string, log zerolog.Logger) *fe
 	}
 	return &fetcher{dialer: dialer, security: wireSecurity{tls: tlsCfg, sasl: mech, clientID: cfg.ClientID}, brokers: cfg.Brokers, topic: topic, maxBytes: 1 << 10, maxWait: 100 * time.Millisecond,
 		backoff: retry.Backoff{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond}, log: log,
-		free: make(chan []kafka.Message, 2)}
+		free: make(chan chunk, 2)}
 }
 
 // produceOffsets appends messages from..to-1 to the single partition of
@@ -55,9 +56,9 @@ func produceOffsets(t *testing.T, cfg Config, topic string, from, to int) {
 }
 
 // startFetcher runs f from offset until the test ends.
-func startFetcher(t *testing.T, f *fetcher, offset int64) (<-chan []kafka.Message, <-chan error, context.CancelFunc) {
+func startFetcher(t *testing.T, f *fetcher, offset int64) (<-chan chunk, <-chan error, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(t.Context())
-	out, errc, done := make(chan []kafka.Message, 1), make(chan error, 1), make(chan struct{})
+	out, errc, done := make(chan chunk, 1), make(chan error, 1), make(chan struct{})
 	go func() {
 		defer close(done)
 		f.run(ctx, offset, out, errc)
@@ -71,23 +72,23 @@ func startFetcher(t *testing.T, f *fetcher, offset int64) (<-chan []kafka.Messag
 
 // collectOffsets reads n messages from out, recycling every slice, and
 // checks that each message's value is its offset.
-func collectOffsets(t *testing.T, f *fetcher, out <-chan []kafka.Message, n int) []int64 {
+func collectOffsets(t *testing.T, f *fetcher, out <-chan chunk, n int) []int64 {
 	t.Helper()
 	var offsets []int64
 	timeout := time.After(10 * time.Second)
 	for len(offsets) < n {
 		select {
-		case msgs, ok := <-out:
+		case c, ok := <-out:
 			if !ok {
 				t.Fatalf("fetcher stopped after %d of %d messages", len(offsets), n)
 			}
-			for _, m := range msgs {
+			for _, m := range c.msgs {
 				if want := strconv.FormatInt(m.Offset, 10); string(m.Value) != want || m.Partition != 0 || m.Topic != f.topic {
 					t.Fatalf("message at offset %d of %s/%d holds %q, want %q", m.Offset, m.Topic, m.Partition, m.Value, want)
 				}
 				offsets = append(offsets, m.Offset)
 			}
-			f.recycle(msgs)
+			f.recycle(c)
 		case <-timeout:
 			t.Fatalf("got %d of %d messages", len(offsets), n)
 		}
@@ -232,5 +233,48 @@ func TestFetcherStopsWhileWaiting(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("stopped after %s", d)
+	}
+}
+
+// TestQueueRecyclesOnlyHandledChunks takes batches of various sizes from
+// chunks of various sizes, scribbling over each chunk as soon as it is
+// recycled, as the fetcher's next response does. Every batch must still
+// read its messages intact when handled, and arrive whole and in order.
+func TestQueueRecyclesOnlyHandledChunks(t *testing.T) {
+	for _, tc := range []struct{ chunk, batch int }{{10, 3}, {10, 10}, {10, 25}, {7, 5}, {1, 4}} {
+		t.Run(fmt.Sprintf("chunk=%d,batch=%d", tc.chunk, tc.batch), func(t *testing.T) {
+			const total = 100
+			in := make(chan chunk, total)
+			for from := 0; from < total; from += tc.chunk {
+				var c chunk
+				for o := from; o < min(from+tc.chunk, total); o++ {
+					c.msgs = append(c.msgs, kafka.Message{Offset: int64(o), Value: []byte(strconv.Itoa(o))})
+				}
+				in <- c
+			}
+			close(in)
+			q := &queue{in: in, errc: make(chan error), recycle: func(c chunk) {
+				for i := range c.msgs {
+					c.msgs[i].Value[0] = 'x'
+				}
+			}}
+			next := int64(0)
+			for next < total {
+				if err := q.wait(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+				batch := q.take(nil, tc.batch)
+				for len(batch) < tc.batch && q.wait(t.Context()) == nil {
+					batch = q.take(batch, tc.batch-len(batch))
+				}
+				for _, m := range batch {
+					if m.Offset != next || string(m.Value) != strconv.FormatInt(next, 10) {
+						t.Fatalf("message at offset %d holds %q, want offset %d", m.Offset, m.Value, next)
+					}
+					next++
+				}
+				q.release()
+			}
+		})
 	}
 }

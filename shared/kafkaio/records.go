@@ -17,13 +17,15 @@ import (
 // recordSet decodes the record batches (format v2, the only one Kafka 3.0
 // and later store) of one partition's fetch response into messages whose
 // keys, values and headers alias the response: nothing is copied or
-// allocated per message. The response buffer is never written again, so
-// the aliases stay valid for as long as anything holds them.
+// allocated per message. They are valid until the response's buffer is
+// reused (see Handler).
 type recordSet struct {
 	topic         string
 	partition     int
 	highWaterMark int64
-	from          int64 // the fetch offset: a batch may begin before it
+	from          int64           // the fetch offset: a batch may begin before it
+	msgs          []kafka.Message // decoded so far
+	headers       []kafka.Header  // backing store of their headers
 }
 
 // batchHeaderSize is a record batch's fixed part, from the base offset to
@@ -39,51 +41,50 @@ const (
 	attrControl       = 0x20
 )
 
-// appendMessages appends the messages of records at or after rs.from to
-// msgs, and returns the offset to fetch next: past the last complete batch
+// decode appends the messages of records at or after rs.from to rs.msgs,
+// and returns the offset to fetch next: past the last complete batch
 // appended, including records a compaction removed and transaction markers.
-// A batch that fails to decode is appended to none of its messages. A batch
+// No message of a batch that fails to decode is appended. A batch
 // cut off at the end of the response (the broker fills up to the fetch's
 // size) is left for the next fetch; a response with no complete batch at
 // all is an error, since fetching again would return the same.
-func (rs recordSet) appendMessages(msgs []kafka.Message, records []byte) ([]kafka.Message, int64, error) {
+func (rs *recordSet) decode(records []byte) (int64, error) {
 	next := rs.from
-	var headers []kafka.Header // shared backing store of the messages' headers
 	for len(records) >= 12 {
 		baseOffset := int64(binary.BigEndian.Uint64(records))
 		size := 12 + int(int32(binary.BigEndian.Uint32(records[8:])))
 		if size < batchHeaderSize {
-			return msgs, next, fmt.Errorf("record batch at offset %d: length %d is too short", baseOffset, size)
+			return next, fmt.Errorf("record batch at offset %d: length %d is too short", baseOffset, size)
 		}
 		if size > len(records) {
 			break
 		}
 		batch := records[:size]
 		records = records[size:]
-		n := len(msgs)
-		var err error
-		if msgs, headers, err = rs.appendBatch(msgs, headers, batch); err != nil {
-			return msgs[:n], next, fmt.Errorf("record batch at offset %d: %w", baseOffset, err)
+		n := len(rs.msgs)
+		if err := rs.decodeBatch(batch); err != nil {
+			rs.msgs = rs.msgs[:n]
+			return next, fmt.Errorf("record batch at offset %d: %w", baseOffset, err)
 		}
 		lastOffsetDelta := int64(int32(binary.BigEndian.Uint32(batch[23:])))
 		next = max(next, baseOffset+lastOffsetDelta+1)
 	}
 	if next == rs.from && len(records) > 0 {
-		return msgs, next, fmt.Errorf("fetch at offset %d: %d bytes hold no complete record batch", rs.from, len(records))
+		return next, fmt.Errorf("fetch at offset %d: %d bytes hold no complete record batch", rs.from, len(records))
 	}
-	return msgs, next, nil
+	return next, nil
 }
 
-func (rs recordSet) appendBatch(msgs []kafka.Message, headers []kafka.Header, batch []byte) ([]kafka.Message, []kafka.Header, error) {
+func (rs *recordSet) decodeBatch(batch []byte) error {
 	if magic := batch[16]; magic != 2 {
-		return msgs, headers, fmt.Errorf("record format v%d: only v2 is supported", magic)
+		return fmt.Errorf("record format v%d: only v2 is supported", magic)
 	}
 	if want, got := binary.BigEndian.Uint32(batch[17:]), crc32.Checksum(batch[21:], castagnoli); want != got {
-		return msgs, headers, fmt.Errorf("CRC mismatch (stored %08x, computed %08x)", want, got)
+		return fmt.Errorf("CRC mismatch (stored %08x, computed %08x)", want, got)
 	}
 	attrs := binary.BigEndian.Uint16(batch[21:])
 	if attrs&attrControl != 0 {
-		return msgs, headers, nil // a transaction marker, not a message
+		return nil // a transaction marker, not a message
 	}
 	baseOffset := int64(binary.BigEndian.Uint64(batch))
 	lastOffset := baseOffset + int64(int32(binary.BigEndian.Uint32(batch[23:])))
@@ -94,7 +95,7 @@ func (rs recordSet) appendBatch(msgs []kafka.Message, headers []kafka.Header, ba
 	if codec := compress.Compression(attrs & attrCompression); codec != compress.None {
 		var err error
 		if body, err = decompress(codec, body); err != nil {
-			return msgs, headers, err
+			return err
 		}
 	}
 	r := recordReader{b: body}
@@ -112,16 +113,23 @@ func (rs recordSet) appendBatch(msgs []kafka.Message, headers []kafka.Header, ba
 		if n < 0 || n > len(rec.b) { // a header takes at least 2 bytes
 			rec.err, n = errShortRecord, 0
 		}
-		h0 := len(headers)
+		if cap(rs.headers)-len(rs.headers) < n {
+			// Room for this batch's remaining records, if they carry as many
+			// headers as this one (bounded by the bytes they could be read
+			// from), and for a response as large next time the array is
+			// reused. Earlier messages keep the old array: nothing is copied.
+			rs.headers = make([]kafka.Header, 0, max(min(n*(count-i), n+len(r.b)/2), 2*cap(rs.headers)))
+		}
+		h0 := len(rs.headers)
 		for range n {
 			k := rec.nullableBytes()
-			headers = append(headers, kafka.Header{Key: aliasString(k), Value: rec.nullableBytes()})
+			rs.headers = append(rs.headers, kafka.Header{Key: aliasString(k), Value: rec.nullableBytes()})
 		}
 		if err := cmpOr(r.err, rec.err); err != nil {
-			return msgs, headers, fmt.Errorf("record %d of %d: %w", i, count, err)
+			return fmt.Errorf("record %d of %d: %w", i, count, err)
 		}
-		if offset > lastOffset || len(msgs) > 0 && offset <= msgs[len(msgs)-1].Offset {
-			return msgs, headers, fmt.Errorf("record %d of %d: offset %d out of order", i, count, offset)
+		if offset > lastOffset || len(rs.msgs) > 0 && offset <= rs.msgs[len(rs.msgs)-1].Offset {
+			return fmt.Errorf("record %d of %d: offset %d out of order", i, count, offset)
 		}
 		if offset < rs.from {
 			continue
@@ -129,11 +137,11 @@ func (rs recordSet) appendBatch(msgs []kafka.Message, headers []kafka.Header, ba
 		m := kafka.Message{Topic: rs.topic, Partition: rs.partition, Offset: offset, HighWaterMark: rs.highWaterMark,
 			Key: key, Value: value, Time: messageTime(ts)}
 		if n > 0 {
-			m.Headers = headers[h0:len(headers):len(headers)]
+			m.Headers = rs.headers[h0:len(rs.headers):len(rs.headers)]
 		}
-		msgs = append(msgs, m)
+		rs.msgs = append(rs.msgs, m)
 	}
-	return msgs, headers, nil
+	return nil
 }
 
 // decompress returns body decompressed into a buffer of its own, refusing
@@ -164,8 +172,8 @@ func messageTime(ms int64) time.Time {
 	return time.UnixMilli(ms)
 }
 
-// aliasString returns b as a string without copying it: the response
-// buffer b points into is never written again.
+// aliasString returns b as a string without copying it, valid as long as
+// b's bytes are.
 func aliasString(b []byte) string {
 	if len(b) == 0 {
 		return ""

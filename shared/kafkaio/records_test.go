@@ -71,8 +71,8 @@ func TestFetcherDecodesEveryCodec(t *testing.T) {
 			var got []kafka.Message
 			for len(got) < len(want) {
 				select {
-				case msgs := <-out:
-					got = append(got, msgs...)
+				case c := <-out:
+					got = append(got, c.msgs...)
 				case <-time.After(10 * time.Second):
 					t.Fatalf("got %d of %d messages", len(got), len(want))
 				}
@@ -148,9 +148,9 @@ func TestRecordSetRejectsDamage(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			rs := recordSet{topic: "raw", highWaterMark: 12}
-			msgs, next, err := rs.appendMessages(nil, tc.damage(bytes.Clone(records)))
-			if len(msgs) != tc.wantMsgs || next != tc.wantNext {
-				t.Errorf("got %d messages, next %d; want %d, %d", len(msgs), next, tc.wantMsgs, tc.wantNext)
+			next, err := rs.decode(tc.damage(bytes.Clone(records)))
+			if len(rs.msgs) != tc.wantMsgs || next != tc.wantNext {
+				t.Errorf("got %d messages, next %d; want %d, %d", len(rs.msgs), next, tc.wantMsgs, tc.wantNext)
 			}
 			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
 				t.Errorf("error %v, want one containing %q", err, tc.wantErr)
@@ -178,9 +178,10 @@ func FuzzRecordSet(f *testing.F) {
 			binary.BigEndian.PutUint32(records[at+17:], crc32.Checksum(records[at+21:end], castagnoli))
 			at = end
 		}
-		msgs, next, _ := recordSet{from: from}.appendMessages(nil, records)
+		rs := recordSet{from: from}
+		next, _ := rs.decode(records)
 		last := from - 1
-		for _, m := range msgs {
+		for _, m := range rs.msgs {
 			if m.Offset <= last || m.Offset < from || m.Offset >= next {
 				t.Fatalf("offset %d after %d (from %d, next %d)", m.Offset, last, from, next)
 			}

@@ -100,7 +100,7 @@ func (w *wireConn) Close() error { return w.conn.Close() }
 // authenticate runs a SASL handshake (v1) and the mechanism's exchange in
 // SaslAuthenticate requests.
 func (w *wireConn) authenticate(ctx context.Context, mech sasl.Mechanism) error {
-	resp, err := w.roundTrip(apiSASLHandshake, saslHandshakeV, appendString(nil, mech.Name()))
+	resp, err := w.roundTrip(nil, apiSASLHandshake, saslHandshakeV, appendString(nil, mech.Name()))
 	if err != nil {
 		return err
 	}
@@ -113,7 +113,7 @@ func (w *wireConn) authenticate(ctx context.Context, mech sasl.Mechanism) error 
 		return err
 	}
 	for done := false; !done; {
-		resp, err := w.roundTrip(apiSASLAuthenticate, saslAuthenticateV, appendBytes(nil, state))
+		resp, err := w.roundTrip(nil, apiSASLAuthenticate, saslAuthenticateV, appendBytes(nil, state))
 		if err != nil {
 			return err
 		}
@@ -133,8 +133,9 @@ func (w *wireConn) authenticate(ctx context.Context, mech sasl.Mechanism) error 
 }
 
 // roundTrip sends one request and returns its response body (after the
-// correlation ID), read into a buffer of its own that is never reused.
-func (w *wireConn) roundTrip(apiKey, version int16, body []byte) ([]byte, error) {
+// correlation ID), read into buf when it is large enough, else into a new
+// buffer.
+func (w *wireConn) roundTrip(buf []byte, apiKey, version int16, body []byte) ([]byte, error) {
 	w.corrID++
 	req := w.req[:0]
 	req = binary.BigEndian.AppendUint32(req, 0) // size, set below
@@ -159,7 +160,12 @@ func (w *wireConn) roundTrip(apiKey, version int16, body []byte) ([]byte, error)
 	if corr != w.corrID {
 		return nil, fmt.Errorf("kafka response for request %d, want %d", corr, w.corrID)
 	}
-	resp := make([]byte, size-4)
+	resp := buf[:0]
+	if n := int(size - 4); cap(resp) >= n {
+		resp = resp[:n]
+	} else {
+		resp = make([]byte, n)
+	}
 	if _, err := io.ReadFull(w.conn, resp); err != nil {
 		return nil, err
 	}
@@ -176,7 +182,7 @@ func (w *wireConn) listOffset(topic string, partition int, ts int64) (int64, err
 	b = binary.BigEndian.AppendUint32(b, 1)
 	b = binary.BigEndian.AppendUint32(b, uint32(partition))
 	b = binary.BigEndian.AppendUint64(b, uint64(ts))
-	resp, err := w.roundTrip(apiListOffsets, listOffsetsVersion, b)
+	resp, err := w.roundTrip(nil, apiListOffsets, listOffsetsVersion, b)
 	if err != nil {
 		return 0, err
 	}
@@ -202,15 +208,17 @@ func (w *wireConn) listOffset(topic string, partition int, ts int64) (int64, err
 }
 
 // fetchResult is one partition's part of a fetch response. records aliases
-// the response buffer.
+// resp, the whole response.
 type fetchResult struct {
 	highWaterMark int64
 	records       []byte
+	resp          []byte
 }
 
 // fetch asks for the partition's messages from offset: at most maxBytes,
-// waiting up to maxWait at the broker for the first byte.
-func (w *wireConn) fetch(topic string, partition int, offset int64, maxWait time.Duration, maxBytes int) (fetchResult, error) {
+// waiting up to maxWait at the broker for the first byte. The response is
+// read into buf when it fits.
+func (w *wireConn) fetch(buf []byte, topic string, partition int, offset int64, maxWait time.Duration, maxBytes int) (fetchResult, error) {
 	b := binary.BigEndian.AppendUint32(nil, ^uint32(0)) // replica ID -1: a client
 	b = binary.BigEndian.AppendUint32(b, uint32(maxWait.Milliseconds()))
 	b = binary.BigEndian.AppendUint32(b, 1) // min bytes
@@ -222,9 +230,9 @@ func (w *wireConn) fetch(topic string, partition int, offset int64, maxWait time
 	b = binary.BigEndian.AppendUint32(b, uint32(partition))
 	b = binary.BigEndian.AppendUint64(b, uint64(offset))
 	b = binary.BigEndian.AppendUint32(b, uint32(maxBytes))
-	resp, err := w.roundTrip(apiFetch, fetchVersion, b)
+	resp, err := w.roundTrip(buf, apiFetch, fetchVersion, b)
 	if err != nil {
-		return fetchResult{}, err
+		return fetchResult{resp: buf}, err
 	}
 	r := wireReader{b: resp}
 	r.int32() // throttle time
@@ -239,16 +247,16 @@ func (w *wireConn) fetch(topic string, partition int, offset int64, maxWait time
 			records := r.bytes()
 			if r.err == nil && int(p) == partition {
 				if code != 0 {
-					return fetchResult{highWaterMark: hwm}, kafka.Error(code)
+					return fetchResult{highWaterMark: hwm, resp: resp}, kafka.Error(code)
 				}
-				return fetchResult{highWaterMark: hwm, records: records}, nil
+				return fetchResult{highWaterMark: hwm, records: records, resp: resp}, nil
 			}
 		}
 	}
 	if r.err != nil {
-		return fetchResult{}, fmt.Errorf("fetch response: %w", r.err)
+		return fetchResult{resp: resp}, fmt.Errorf("fetch response: %w", r.err)
 	}
-	return fetchResult{}, fmt.Errorf("fetch response names no partition %d of %s", partition, topic)
+	return fetchResult{resp: resp}, fmt.Errorf("fetch response names no partition %d of %s", partition, topic)
 }
 
 func appendString(b []byte, s string) []byte {

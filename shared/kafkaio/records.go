@@ -44,10 +44,10 @@ const (
 // decode appends the messages of records at or after rs.from to rs.msgs,
 // and returns the offset to fetch next: past the last complete batch
 // appended, including records a compaction removed and transaction markers.
-// No message of a batch that fails to decode is appended. A batch
-// cut off at the end of the response (the broker fills up to the fetch's
-// size) is left for the next fetch; a response with no complete batch at
-// all is an error, since fetching again would return the same.
+// No message of a batch that fails to decode is appended. A batch cut off
+// at the end of the response (the broker fills up to the fetch's size) is
+// left for the next fetch; a response with no complete batch at all is an
+// error, since fetching again would return the same.
 func (rs *recordSet) decode(records []byte) (int64, error) {
 	next := rs.from
 	for len(records) >= 12 {

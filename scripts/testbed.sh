@@ -108,6 +108,9 @@ EOF
     "-Dlog4j2.configurationFile=$root/scripts/testbed/log4j2.properties" "-Dkafka.logs.dir=$dir/logs")
   local cluster_id
   cluster_id=$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+  # One ID in 64 starts with '-', which the tool reads as an option (as
+  # Kafka's own random-uuid avoids): change its top bits.
+  cluster_id=${cluster_id/#-/A}
   java "${java_opts[@]}" -cp "$kafka_libs/*" kafka.tools.StorageTool format \
     -t "$cluster_id" -c "$dir/server.properties" >"$dir/logs/format.log" 2>&1 ||
     { cat "$dir/logs/format.log" >&2; die "formatting Kafka storage failed"; }

@@ -404,9 +404,9 @@ func (q *queue) wait(ctx context.Context) error {
 }
 
 // take appends up to n pending messages to batch. A batch taken from one
-// chunk is a window of it rather than a copy (a message is some 170 bytes,
-// and copying them cost more than decoding them); only a batch spanning
-// chunks is copied. The chunks are recycled by release.
+// chunk is a window of it rather than a copy (a message is 152 bytes;
+// copying every one took a twentieth of the consumer's CPU); only a batch
+// spanning chunks is copied. The chunks are recycled by release.
 func (q *queue) take(batch []kafka.Message, n int) []kafka.Message {
 	n = min(n, len(q.pending))
 	if len(batch) == 0 {

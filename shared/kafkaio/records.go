@@ -3,7 +3,6 @@ package kafkaio
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -98,20 +97,20 @@ func (rs *recordSet) decodeBatch(batch []byte) error {
 			return err
 		}
 	}
-	r := recordReader{b: body}
+	r := wireReader{b: body}
 	for i := 0; i < count; i++ {
-		rec := recordReader{b: r.take(int(r.varint()))}
+		rec := wireReader{b: r.take(int(r.varint()))}
 		rec.take(1) // attributes, unused
 		ts := baseTime + rec.varint()
 		if attrs&attrLogAppendTime != 0 {
 			ts = maxTime
 		}
 		offset := baseOffset + rec.varint()
-		key := rec.nullableBytes()
-		value := rec.nullableBytes()
+		key := rec.varBytes()
+		value := rec.varBytes()
 		n := int(rec.varint())
 		if n < 0 || n > len(rec.b) { // a header takes at least 2 bytes
-			rec.err, n = errShortRecord, 0
+			rec.err, n = errTruncated, 0
 		}
 		if cap(rs.headers)-len(rs.headers) < n {
 			// Room for this batch's remaining records, if they carry as many
@@ -122,8 +121,8 @@ func (rs *recordSet) decodeBatch(batch []byte) error {
 		}
 		h0 := len(rs.headers)
 		for range n {
-			k := rec.nullableBytes()
-			rs.headers = append(rs.headers, kafka.Header{Key: aliasString(k), Value: rec.nullableBytes()})
+			k := rec.varBytes()
+			rs.headers = append(rs.headers, kafka.Header{Key: aliasString(k), Value: rec.varBytes()})
 		}
 		if err := cmpOr(r.err, rec.err); err != nil {
 			return fmt.Errorf("record %d of %d: %w", i, count, err)
@@ -186,47 +185,4 @@ func cmpOr(a, b error) error {
 		return a
 	}
 	return b
-}
-
-var errShortRecord = errors.New("record truncated or corrupt")
-
-// recordReader reads a record's varint-framed fields; after the first bad
-// read every read returns zero and err is set.
-type recordReader struct {
-	b   []byte
-	err error
-}
-
-func (r *recordReader) varint() int64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(r.b)
-	if n <= 0 {
-		r.err = errShortRecord
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *recordReader) take(n int) []byte {
-	if r.err == nil && (n < 0 || n > len(r.b)) {
-		r.err = errShortRecord
-	}
-	if r.err != nil {
-		return nil
-	}
-	v := r.b[:n:n]
-	r.b = r.b[n:]
-	return v
-}
-
-// nullableBytes reads a varint length (-1: null) and that many bytes.
-func (r *recordReader) nullableBytes() []byte {
-	n := r.varint()
-	if n < 0 {
-		return nil
-	}
-	return r.take(int(n))
 }

@@ -269,11 +269,12 @@ func appendBytes(b, v []byte) []byte {
 	return append(b, v...)
 }
 
-// errShortResponse reports a response that ends before its fields do.
-var errShortResponse = errors.New("response truncated")
+// errTruncated reports a response or record that ends before its fields do.
+var errTruncated = errors.New("truncated or corrupt")
 
-// wireReader reads big-endian protocol fields; after the first short read
-// every read returns zero and err is set.
+// wireReader reads protocol fields: big-endian integers and int-prefixed
+// strings in responses, varints and varint-prefixed bytes in records. After
+// the first bad read every read returns zero and err is set.
 type wireReader struct {
 	b   []byte
 	err error
@@ -281,7 +282,7 @@ type wireReader struct {
 
 func (r *wireReader) take(n int) []byte {
 	if r.err == nil && (n < 0 || n > len(r.b)) {
-		r.err = errShortResponse
+		r.err = errTruncated
 	}
 	if r.err != nil {
 		return nil
@@ -321,7 +322,7 @@ func (r *wireReader) arrayLen() int {
 		return 0
 	}
 	if n > len(r.b) { // every element takes at least a byte
-		r.err = errShortResponse
+		r.err = errTruncated
 		return 0
 	}
 	return n
@@ -343,4 +344,26 @@ func (r *wireReader) bytes() []byte {
 		return nil
 	}
 	return r.take(n)
+}
+
+func (r *wireReader) varint() int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.err = errTruncated
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+// varBytes reads a varint length (-1: null) and that many bytes.
+func (r *wireReader) varBytes() []byte {
+	n := r.varint()
+	if n < 0 {
+		return nil
+	}
+	return r.take(int(n))
 }

@@ -142,6 +142,12 @@ func (c Config) security() (*tls.Config, sasl.Mechanism, error) {
 	return tlsCfg, mech, err
 }
 
+// wireSecurity returns how the fetchers' own connections authenticate.
+func (c Config) wireSecurity() (wireSecurity, error) {
+	tlsCfg, mech, err := c.security()
+	return wireSecurity{tls: tlsCfg, sasl: mech, clientID: c.ClientID}, err
+}
+
 // Transport builds the transport used by writers and admin requests.
 func (c Config) Transport() (*kafka.Transport, error) {
 	tlsCfg, mech, err := c.security()

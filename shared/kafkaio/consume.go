@@ -144,7 +144,7 @@ func NewGroupConsumer(kc Config, cfg GroupConfig, log zerolog.Logger, reg promet
 	if err != nil {
 		return nil, err
 	}
-	tlsCfg, mech, err := kc.security()
+	security, err := kc.wireSecurity()
 	if err != nil {
 		return nil, err
 	}
@@ -168,7 +168,7 @@ func NewGroupConsumer(kc Config, cfg GroupConfig, log zerolog.Logger, reg promet
 	if err != nil {
 		return nil, fmt.Errorf("join group %q: %w", cfg.Group, err)
 	}
-	return &GroupConsumer{group: group, kc: kc, dialer: dialer, security: wireSecurity{tls: tlsCfg, sasl: mech, clientID: kc.ClientID}, cfg: cfg, log: log, metrics: newConsumerMetrics(reg, cfg)}, nil
+	return &GroupConsumer{group: group, kc: kc, dialer: dialer, security: security, cfg: cfg, log: log, metrics: newConsumerMetrics(reg, cfg)}, nil
 }
 
 func kafkaLogger(log zerolog.Logger) kafka.Logger {

@@ -25,11 +25,11 @@ func testFetcher(t *testing.T, cfg Config, topic string, log zerolog.Logger) *fe
 	if err != nil {
 		t.Fatal(err)
 	}
-	tlsCfg, mech, err := cfg.security()
+	security, err := cfg.wireSecurity()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fetcher{dialer: dialer, security: wireSecurity{tls: tlsCfg, sasl: mech, clientID: cfg.ClientID}, brokers: cfg.Brokers, topic: topic, maxBytes: 1 << 10, maxWait: 100 * time.Millisecond,
+	return &fetcher{dialer: dialer, security: security, brokers: cfg.Brokers, topic: topic, maxBytes: 1 << 10, maxWait: 100 * time.Millisecond,
 		backoff: retry.Backoff{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond}, log: log,
 		free: make(chan chunk, 2)}
 }

@@ -2,6 +2,7 @@ package kafkaio
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
@@ -124,7 +125,7 @@ func (rs *recordSet) decodeBatch(batch []byte) error {
 			k := rec.varBytes()
 			rs.headers = append(rs.headers, kafka.Header{Key: aliasString(k), Value: rec.varBytes()})
 		}
-		if err := cmpOr(r.err, rec.err); err != nil {
+		if err := cmp.Or(r.err, rec.err); err != nil {
 			return fmt.Errorf("record %d of %d: %w", i, count, err)
 		}
 		if offset > lastOffset || len(rs.msgs) > 0 && offset <= rs.msgs[len(rs.msgs)-1].Offset {
@@ -178,11 +179,4 @@ func aliasString(b []byte) string {
 		return ""
 	}
 	return unsafe.String(&b[0], len(b))
-}
-
-func cmpOr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }

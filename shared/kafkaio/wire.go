@@ -16,10 +16,10 @@ import (
 
 // wireConn speaks the few Kafka requests the fetcher needs (Fetch,
 // ListOffsets, and SASL) on one broker connection, and hands back each
-// response in a buffer of its own. kafka-go's Conn copies every message's
-// key, value and headers into allocations of their own; decoding a fetch
-// response in place (records.go) costs a fraction of that per message.
-// Not safe for concurrent use.
+// response whole, in a buffer the caller may reuse. kafka-go's Conn copies
+// every message's key, value and headers into allocations of their own;
+// decoding a fetch response in place (records.go) costs a fraction of that
+// per message. Not safe for concurrent use.
 type wireConn struct {
 	conn     net.Conn
 	clientID string
@@ -61,7 +61,8 @@ func dialWire(ctx context.Context, addr string, sec wireSecurity) (*wireConn, er
 	if err != nil {
 		return nil, err
 	}
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	raw := conn // a stop unblocks the handshakes through it, TLS included
+	stop := context.AfterFunc(ctx, func() { raw.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	if err := conn.SetDeadline(time.Now().Add(dialTimeout)); err != nil {
 		conn.Close()

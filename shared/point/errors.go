@@ -107,6 +107,9 @@ func errAt(off int, sentinel error, field, reason string) *DecodeError {
 // locate fills in the format and, for line protocol, the line number of
 // e.Offset within s.
 func (e *DecodeError) locate(f Format, s string) *DecodeError {
+	if e == nil {
+		return nil
+	}
 	e.Format = f
 	if f == FormatLine {
 		e.Line = 1 + strings.Count(s[:e.Offset], "\n")

@@ -106,15 +106,41 @@ type Decoder struct {
 }
 
 // Arena holds the Tags and Fields of decoded points for a caller that
-// drops them all together, such as a consumer once it wrote a batch.
+// drops them all together, such as a consumer once it wrote a batch. The
+// decoders collect into it directly, so it also spares them the copy out of
+// their stack scratch.
 type Arena struct {
-	tags   []Tag
-	fields []Field
+	tags    []Tag
+	fields  []Field
+	spans   []span
+	strKeys []string
+	seen    map[string]struct{}
 }
 
 // Reset makes the arena's memory reusable: the points decoded into it
 // before must no longer be used.
 func (a *Arena) Reset() { a.tags, a.fields = a.tags[:0], a.fields[:0] }
+
+// scratch collects a payload's tags and fields after those of the points
+// decoded before.
+func (a *Arena) scratch() scratch {
+	return scratch{tags: a.tags, fields: a.fields, spans: a.spans[:0], strKeys: a.strKeys, seen: a.seen}
+}
+
+// keep gives the points a decoder appended to dst, out[len(dst):], their
+// tags and fields, which stay in the arena, and keeps sc's grown arrays for
+// the next payload. On e it returns dst and e, and the arena is as before.
+func (a *Arena) keep(dst, out []Point, sc scratch, e *DecodeError) ([]Point, error) {
+	if e != nil {
+		clear(out[len(dst):]) // drop references into the payload
+		return dst, e
+	}
+	sc.attach(out[len(dst):], sc.tags, sc.fields)
+	// Earlier points' slices have capped capacity: appending after them
+	// leaves them alone.
+	a.tags, a.fields, a.spans, a.strKeys, a.seen = sc.tags, sc.fields, sc.spans, sc.strKeys, sc.seen
+	return out, nil
+}
 
 // text returns payload as the string the decoded points refer to.
 func (d Decoder) text(payload []byte) string {
@@ -173,30 +199,33 @@ func (d Decoder) Decode(dst []Point, payload []byte, ct string) ([]Point, error)
 	return d.DecodeLine(dst, payload)
 }
 
-// finish gives the points dst[n0:] their tags and fields, which the
-// decoders collected in sc, from two exactly sized arrays. Copying out of
-// the scratch arrays is what lets them live on the decoder's stack.
-func (sc scratch) finish(dst []Point, n0 int, a *Arena) []Point {
-	var tags []Tag
-	var fields []Field
-	if a != nil {
-		t0, f0 := len(a.tags), len(a.fields)
-		a.tags, a.fields = append(a.tags, sc.tags...), append(a.fields, sc.fields...)
-		tags, fields = a.tags[t0:], a.fields[f0:]
-	} else {
-		if len(sc.tags) > 0 {
-			tags = append([]Tag(nil), sc.tags...)
-		}
-		fields = append([]Field(nil), sc.fields...)
+// finish gives the points a decoder appended to dst, out[len(dst):], their
+// tags and fields, which it collected in sc, from two exactly sized arrays.
+// Copying out of the scratch arrays is what lets them live on the decoder's
+// stack. On e it returns dst and e.
+func (sc scratch) finish(dst, out []Point, e *DecodeError) ([]Point, error) {
+	if e != nil {
+		clear(out[len(dst):]) // drop references into the payload
+		return dst, e
 	}
+	var tags []Tag
+	if len(sc.tags) > 0 {
+		tags = append([]Tag(nil), sc.tags...)
+	}
+	sc.attach(out[len(dst):], tags, append([]Field(nil), sc.fields...))
+	return out, nil
+}
+
+// attach gives pts, one per span of sc, their tags and fields from tags and
+// fields, which hold sc's at the same indices.
+func (sc scratch) attach(pts []Point, tags []Tag, fields []Field) {
 	for i, sp := range sc.spans {
-		p := &dst[n0+i]
+		p := &pts[i]
 		if sp.t1 > sp.t0 {
 			p.Tags = tags[sp.t0:sp.t1:sp.t1]
 		}
 		p.Fields = fields[sp.f0:sp.f1:sp.f1]
 	}
-	return dst
 }
 
 // Stack capacities of the decoders' scratch arrays: a message of up to
@@ -212,6 +241,17 @@ const (
 
 // span locates one decoded point's tags and fields in the scratch arrays.
 type span struct{ t0, t1, f0, f1 int }
+
+// scratchBufs are the stack arrays of a decode without an Arena.
+type scratchBufs struct {
+	tags   [stackTags]Tag
+	fields [stackFields]Field
+	spans  [stackSpans]span
+}
+
+func (b *scratchBufs) scratch() scratch {
+	return scratch{tags: b.tags[:0], fields: b.fields[:0], spans: b.spans[:0]}
+}
 
 // scratch collects the tags and fields of one message while it is decoded.
 // It is passed and returned by value, never by pointer, so that the escape

@@ -17,17 +17,21 @@ func (d Decoder) DecodeJSON(dst []Point, payload []byte) ([]Point, error) {
 		return dst, e
 	}
 	s := d.text(payload)
-	var (
-		tagBuf   [stackTags]Tag
-		fieldBuf [stackFields]Field
-		spanBuf  [stackSpans]span
-	)
-	sc := scratch{tags: tagBuf[:0], fields: fieldBuf[:0], spans: spanBuf[:0]}
-	out := dst
-	fail := func(e *DecodeError) ([]Point, error) {
-		clear(out[len(dst):]) // drop references into s
-		return dst, e.locate(FormatJSON, s)
+	if a := d.Arena; a != nil {
+		out, sc, e := parseJSON(s, dst, a.scratch())
+		return a.keep(dst, out, sc, e.locate(FormatJSON, s))
 	}
+	var bufs scratchBufs
+	out, sc, e := parseJSON(s, dst, bufs.scratch())
+	return sc.finish(dst, out, e.locate(FormatJSON, s))
+}
+
+// parseJSON appends the points of the JSON payload s to dst, their tags
+// and fields to sc. On error it returns the points appended so far for the
+// caller to clear.
+func parseJSON(s string, dst []Point, sc scratch) ([]Point, scratch, *DecodeError) {
+	out := dst
+	fail := func(e *DecodeError) ([]Point, scratch, *DecodeError) { return out, sc, e }
 	var (
 		p Point
 		e *DecodeError
@@ -77,7 +81,7 @@ func (d Decoder) DecodeJSON(dst []Point, payload []byte) ([]Point, error) {
 	if pos = skipWS(s, pos); pos < len(s) {
 		return fail(errAt(pos, ErrSyntax, "", "unexpected data after JSON value"))
 	}
-	return sc.finish(out, len(dst), d.Arena), nil
+	return out, sc, nil
 }
 
 func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }

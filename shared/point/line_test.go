@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"math"
+	"math/rand/v2"
 	"reflect"
 	"slices"
 	"strconv"
@@ -314,15 +315,16 @@ func TestDecodeArena(t *testing.T) {
 	}
 }
 
-// parseTimestamp agrees with strconv.ParseInt, bounds and signs included.
+// parseTimestamp agrees with strconv.ParseInt, bounds and signs included,
+// and stops at the space after the timestamp.
 func TestParseTimestampMatchesParseInt(t *testing.T) {
 	for _, s := range []string{"0", "-0", "1", "-1", "9223372036854775807", "9223372036854775808", "-9223372036854775808", "-9223372036854775809",
 		"99999999999999999999", "1700000000000000000", "", "-", "1a", "+1", "0001", "18446744073709551615", "18446744073709551616"} {
-		got, ok := parseTimestamp(s)
+		got, end, ok := parseTimestamp(s+" \n", 0)
 		want, err := strconv.ParseInt(s, 10, 64)
 		wantOK := err == nil && s != "" && s[0] != '+'
-		if ok != wantOK || (ok && got != want) {
-			t.Errorf("parseTimestamp(%q) = %d, %v; want %d, %v", s, got, ok, want, wantOK)
+		if ok != wantOK || (ok && got != want) || end != len(s) {
+			t.Errorf("parseTimestamp(%q) = %d, %d, %v; want %d, %d, %v", s, got, end, ok, want, len(s), wantOK)
 		}
 	}
 }
@@ -370,17 +372,68 @@ func BenchmarkDecodeLine(b *testing.B) {
 	for _, bc := range []struct {
 		name    string
 		payload []byte
-	}{{"point", one}, {"batch100", batch}} {
+		arena   bool
+	}{
+		{"point", one, false}, {"batch100", batch, false},
+		// What the consumer decodes: one short point per message, aliased,
+		// into an arena reset per batch of messages.
+		{"consumer", []byte("bench,host=h12 v=123456 1795684103115000000\n"), true},
+	} {
 		b.Run(bc.name, func(b *testing.B) {
 			dst := make([]Point, 0, 100)
+			d := Decoder{}
+			if bc.arena {
+				d = Decoder{Alias: true, Arena: &Arena{}}
+			}
 			b.ReportAllocs()
 			b.SetBytes(int64(len(bc.payload)))
-			for b.Loop() {
+			for i := 0; b.Loop(); i++ {
+				if bc.arena && i%5000 == 0 {
+					d.Arena.Reset()
+				}
 				var err error
-				if dst, err = (Decoder{}).DecodeLine(dst[:0], bc.payload); err != nil {
+				if dst, err = d.DecodeLine(dst[:0], bc.payload); err != nil {
 					b.Fatal(err)
 				}
 			}
 		})
+	}
+}
+
+// parseDecimal gives the bits strconv.ParseFloat gives for every input it
+// accepts, and leaves the others to it.
+func TestParseDecimalMatchesParseFloat(t *testing.T) {
+	cases := []string{"0", "-0", "0.", ".5", "-.5", "1.", "007", "123456789012345", "-999999999999999", "0.000000000000001",
+		"9007199254740993", "1234567890123456", "1.2.3", "-", ".", "--1", "1e5", "1_0", "+1", "0x10", " 1"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 100000 {
+		b := make([]byte, 0, 20)
+		if rng.IntN(2) == 0 {
+			b = append(b, '-')
+		}
+		n := 1 + rng.IntN(17)
+		dot := rng.IntN(n + 2)
+		for i := range n {
+			if i == dot {
+				b = append(b, '.')
+			}
+			b = append(b, byte('0'+rng.IntN(10)))
+		}
+		cases = append(cases, string(b))
+	}
+	accepted := 0
+	for _, s := range cases {
+		got, ok := parseDecimal(s)
+		if !ok {
+			continue
+		}
+		accepted++
+		want, err := strconv.ParseFloat(s, 64)
+		if err != nil || math.Float64bits(got) != math.Float64bits(want) {
+			t.Errorf("parseDecimal(%q) = %v (%#x); ParseFloat: %v (%#x), %v", s, got, math.Float64bits(got), want, math.Float64bits(want), err)
+		}
+	}
+	if accepted < len(cases)/2 {
+		t.Errorf("parseDecimal accepted %d of %d inputs: the fast path is not taken", accepted, len(cases))
 	}
 }

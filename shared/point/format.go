@@ -49,6 +49,12 @@ func (f Format) ContentType() string {
 // and "text/x-influx-line-protocol" are FormatLine. It reports false for an
 // empty or unknown type.
 func ParseContentType(ct string) (Format, bool) {
+	switch ct { // what producers send, read for every message
+	case "application/vnd.influx.line-protocol":
+		return FormatLine, true
+	case "application/json":
+		return FormatJSON, true
+	}
 	if i := strings.IndexByte(ct, ';'); i >= 0 {
 		ct = ct[:i]
 	}
@@ -186,12 +192,12 @@ func (d Decoder) tooLarge(f Format, payload []byte) *DecodeError {
 // (with capped capacity) of two shared arrays, or of the Arena;
 // Point.Clone detaches a point's slices.
 func (d Decoder) Decode(dst []Point, payload []byte, ct string) ([]Point, error) {
-	f := Detect(payload)
-	if ct != "" {
-		var ok bool
-		if f, ok = ParseContentType(ct); !ok {
-			return dst, errAt(0, ErrUnknownContentType, "", strconv.Quote(ct))
-		}
+	f, ok := ParseContentType(ct)
+	switch {
+	case ct == "":
+		f = Detect(payload)
+	case !ok:
+		return dst, errAt(0, ErrUnknownContentType, "", strconv.Quote(ct))
 	}
 	if f == FormatJSON {
 		return d.DecodeJSON(dst, payload)

@@ -343,10 +343,11 @@ func parseFieldValue(tok string) (v float64, reason string, err error) {
 	return 0, "invalid field value " + strconv.Quote(tok), ErrSyntax
 }
 
-// parseDecimal parses the common field value [-]digits[.digits] of at most
-// 15 digits, exactly and about four times faster than strconv.ParseFloat:
-// the digits fit a float64 mantissa and so does their power of ten, so one
-// correctly rounded division gives the correctly rounded value.
+// parseDecimal parses the common field value [-]digits[.digits][e[±]digits]
+// of at most 15 digits and a power of ten within ±22, exactly and about
+// four times faster than strconv.ParseFloat: the digits and the power of
+// ten are both exact float64s, so one correctly rounded multiplication or
+// division gives the correctly rounded value (Clinger's fast path).
 func parseDecimal(t string) (float64, bool) {
 	i := 0
 	neg := t != "" && t[0] == '-'
@@ -355,7 +356,7 @@ func parseDecimal(t string) (float64, bool) {
 	}
 	var mant uint64
 	n, dot := 0, -1 // digits, and digits before the '.'
-	for ; i < len(t); i++ {
+	for ; i < len(t) && t[i] != 'e' && t[i] != 'E'; i++ {
 		if t[i] == '.' && dot < 0 {
 			dot = n
 			continue
@@ -370,9 +371,40 @@ func parseDecimal(t string) (float64, bool) {
 	if n == 0 {
 		return 0, false
 	}
-	v := float64(mant)
+	exp := 0
 	if dot >= 0 {
-		v /= pow10[n-dot]
+		exp = dot - n
+	}
+	if i < len(t) { // an exponent
+		i++
+		eneg := i < len(t) && t[i] == '-'
+		if i < len(t) && (t[i] == '-' || t[i] == '+') {
+			i++
+		}
+		if i == len(t) || len(t)-i > 2 {
+			return 0, false
+		}
+		e := 0
+		for ; i < len(t); i++ {
+			d := t[i] - '0'
+			if d > 9 {
+				return 0, false
+			}
+			e = e*10 + int(d)
+		}
+		if eneg {
+			e = -e
+		}
+		exp += e
+	}
+	v := float64(mant)
+	switch {
+	case exp < -len(pow10)+1 || exp > len(pow10)-1:
+		return 0, false
+	case exp < 0:
+		v /= pow10[-exp]
+	default:
+		v *= pow10[exp]
 	}
 	if neg {
 		v = -v
@@ -380,9 +412,9 @@ func parseDecimal(t string) (float64, bool) {
 	return v, true
 }
 
-// pow10 holds the powers of ten a float64 represents exactly, up to the 15
-// digits of parseDecimal.
-var pow10 = [16]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15}
+// pow10 holds the powers of ten a float64 represents exactly.
+var pow10 = [23]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+	1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
 
 // isNonFiniteWord reports whether tok spells NaN or infinity the way
 // strconv.ParseFloat accepts it, so that the error can say what it is.

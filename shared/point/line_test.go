@@ -377,7 +377,7 @@ func BenchmarkDecodeLine(b *testing.B) {
 		{"point", one, false}, {"batch100", batch, false},
 		// What the consumer decodes: one short point per message, aliased,
 		// into an arena reset per batch of messages.
-		{"consumer", []byte("bench,host=h12 v=123456 1795684103115000000\n"), true},
+		{"consumer", []byte("bench,host=h12 v=1.234567e+06 1795684103115000000\n"), true},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			dst := make([]Point, 0, 100)
@@ -401,10 +401,11 @@ func BenchmarkDecodeLine(b *testing.B) {
 }
 
 // parseDecimal gives the bits strconv.ParseFloat gives for every input it
-// accepts, and leaves the others to it.
+// accepts, and leaves the others to it; and it accepts most of them.
 func TestParseDecimalMatchesParseFloat(t *testing.T) {
 	cases := []string{"0", "-0", "0.", ".5", "-.5", "1.", "007", "123456789012345", "-999999999999999", "0.000000000000001",
-		"9007199254740993", "1234567890123456", "1.2.3", "-", ".", "--1", "1e5", "1_0", "+1", "0x10", " 1"}
+		"9007199254740993", "1234567890123456", "1.2.3", "-", ".", "--1", "1_0", "+1", "0x10", " 1",
+		"1e5", "1E+22", "1e23", "1.5e-22", "1e-23", "2.999999e+06", "-5e-324", "1e", "1e+", "1e-", "1e1.5", "e5", ".e1", "1e+006"}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for range 100000 {
 		b := make([]byte, 0, 20)
@@ -418,6 +419,9 @@ func TestParseDecimalMatchesParseFloat(t *testing.T) {
 				b = append(b, '.')
 			}
 			b = append(b, byte('0'+rng.IntN(10)))
+		}
+		if rng.IntN(2) == 0 {
+			b = strconv.AppendInt(append(b, 'e'), int64(rng.IntN(60)-30), 10)
 		}
 		cases = append(cases, string(b))
 	}

@@ -32,7 +32,6 @@ func parseLines(s string, dst []Point, sc scratch) ([]Point, scratch, *DecodeErr
 	out := dst
 	pos := 0
 	stringOnly := -1 // offset of the first line skipped for having only string fields
-lines:
 	for {
 		pos = skipBlank(s, pos)
 		if pos == len(s) {
@@ -156,7 +155,7 @@ lines:
 			if stringOnly < 0 {
 				stringOnly = start
 			}
-			continue lines
+			continue
 		}
 		sortTags(sc.tags[t0:])
 		sc.spans = append(sc.spans, span{t0: t0, t1: len(sc.tags), f0: f0, f1: len(sc.fields)})

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
 
@@ -227,30 +228,14 @@ func analyze(b *testing.B, kc kafkaio.Config, influxURL, topic string, forecasts
 	a.WriteForecasts = forecasts
 	cfg := benchConfig(b, kc, influxURL, topic, rulesFile, a)
 	runtime.GC()
-	ctx, stop := context.WithCancel(b.Context())
-	done := make(chan error, 1)
-	reg := service.NewRegistry()
-	go func() { done <- run(ctx, cfg, zerolog.Nop(), reg, nil) }()
-	defer func() {
-		stop()
-		if err := <-done; err != nil {
-			b.Error(err)
-		}
-	}()
-	var start time.Time
-	for {
-		if start.IsZero() && testbed.CounterSum(reg, "metricpipe_kafka_messages_fetched_total") > 0 {
-			start = time.Now()
-		}
-		if testbed.CounterSum(reg, "metricpipe_analyzer_points_total") == benchTotal {
-			return time.Since(start)
-		}
-		select {
-		case err := <-done:
-			b.Fatalf("analyzer stopped: %v", err)
-		case <-time.After(5 * time.Millisecond):
-		}
+	reg := prometheus.NewRegistry() // the analyzer's metrics only, as in the consumer's benchmark
+	exited, stop := testbed.Serve(b, func(ctx context.Context) error { return run(ctx, cfg, zerolog.Nop(), reg, nil) })
+	defer stop()
+	d, ok := testbed.AwaitCount(reg, "metricpipe_kafka_messages_fetched_total", "metricpipe_analyzer_points_total", benchTotal, exited)
+	if !ok {
+		b.Fatal("analyzer stopped before analyzing every point")
 	}
+	return d
 }
 
 // BenchmarkAlertLatency produces 10,000 points/s over 100 series for 30 s,
@@ -296,16 +281,10 @@ func alertLatencies(b *testing.B, kc kafkaio.Config, influxURL string) []time.Du
 	a := *benchAnalysis(0)
 	a.Anomaly.WarmUp = 30
 	cfg := benchConfig(b, kc, influxURL, topic, rulesFile, a)
+	_, stopAnalyzer := testbed.Serve(b, func(ctx context.Context) error { return run(ctx, cfg, zerolog.Nop(), service.NewRegistry(), nil) })
+	defer stopAnalyzer()
 	ctx, stop := context.WithCancel(b.Context())
 	defer stop()
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, cfg, zerolog.Nop(), service.NewRegistry(), nil) }()
-	defer func() {
-		stop()
-		if err := <-done; err != nil {
-			b.Error(err)
-		}
-	}()
 
 	// sent holds the produce time of each spike by its alert's fingerprint
 	// and event time.

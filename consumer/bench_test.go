@@ -225,36 +225,18 @@ func consume(b *testing.B, kc kafkaio.Config, influxURL string, msgs []kafka.Mes
 	}
 	msgs = nil
 	runtime.GC() // the untimed set-up's garbage is not the pipeline's cost
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
 	reg := prometheus.NewRegistry()
-	go func() { done <- run(runCtx, cfg, zerolog.Nop(), reg) }()
-	defer func() {
-		stop()
-		if err := <-done; err != nil {
-			b.Error(err)
-		}
-	}()
+	exited, stop := testbed.Serve(b, func(ctx context.Context) error { return run(ctx, cfg, zerolog.Nop(), reg) })
+	defer stop()
 	// The clock starts at the first fetched message, so joining the group
 	// is not counted, and stops when InfluxDB accepted the last raw point
 	// (with the derived points of its batch, written before it is counted).
 	// The registry holds the consumer's metrics only: the process and Go
 	// collectors a server registers cost the consumer CPU when gathered
 	// every few milliseconds, as no Prometheus scrape does.
-	var start time.Time
-	for poll := time.Millisecond; ; {
-		if start.IsZero() {
-			if testbed.CounterSum(reg, "metricpipe_kafka_messages_fetched_total") > 0 {
-				start, poll = time.Now(), 10*time.Millisecond
-			}
-		} else if testbed.CounterSum(reg, "metricpipe_consumer_points_written_total") == benchTotal {
-			break
-		}
-		select {
-		case err := <-done:
-			b.Fatalf("consumer stopped: %v", err)
-		case <-time.After(poll):
-		}
+	d, ok := testbed.AwaitCount(reg, "metricpipe_kafka_messages_fetched_total", "metricpipe_consumer_points_written_total", benchTotal, exited)
+	if !ok {
+		b.Fatal("consumer stopped before writing every point")
 	}
-	return time.Since(start)
+	return d
 }

@@ -195,6 +195,55 @@ func CounterSum(reg *prometheus.Registry, name string) float64 {
 	return 0
 }
 
+// Serve runs a service in-process, as a benchmark does to time it. stop
+// cancels its context, waits for it to return and reports its error to tb;
+// exited closes when it returned, whatever the reason.
+func Serve(tb testing.TB, run func(context.Context) error) (exited <-chan struct{}, stop func()) {
+	ctx, cancel := context.WithCancel(tb.Context())
+	var err error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		err = run(ctx)
+	}()
+	return done, func() {
+		cancel()
+		<-done
+		if err != nil {
+			tb.Error(err)
+		}
+	}
+}
+
+// AwaitCount times a service run in-process by a benchmark: from the first
+// time reg's counter started is above zero to the first time counter done
+// sums to total. It returns ok false as soon as exited is closed. Gathering
+// costs the service CPU the baseline does not spend, so after the start it
+// sleeps a quarter of the time the rate so far says is left (2 to 100 ms):
+// seldom while only throughput matters, often near the end.
+func AwaitCount(reg *prometheus.Registry, started, done string, total float64, exited <-chan struct{}) (d time.Duration, ok bool) {
+	var start time.Time
+	for poll := time.Millisecond; ; {
+		if start.IsZero() {
+			if CounterSum(reg, started) > 0 {
+				start = time.Now()
+			}
+		} else {
+			n, elapsed := CounterSum(reg, done), time.Since(start)
+			if n >= total {
+				return elapsed, true
+			}
+			left := time.Duration(float64(elapsed) * (total - n) / max(n, 1))
+			poll = min(max(left/4, 2*time.Millisecond), 100*time.Millisecond)
+		}
+		select {
+		case <-exited:
+			return 0, false
+		case <-time.After(poll):
+		}
+	}
+}
+
 // DeleteTopicsAtCleanup deletes topics when tb ends. Benchmarks create
 // fresh topics for every run; left behind, their partitions would make the
 // broker slower run after run and skew the ratios measured late.

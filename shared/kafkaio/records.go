@@ -111,7 +111,8 @@ func (rs *recordSet) decodeBatch(batch []byte) error {
 		value := rec.varBytes()
 		n := int(rec.varint())
 		if n < 0 || n > len(rec.b) { // a header takes at least 2 bytes
-			rec.err, n = errTruncated, 0
+			rec.fail()
+			n = 0
 		}
 		if cap(rs.headers)-len(rs.headers) < n {
 			// Room for this batch's remaining records, if they carry as many
@@ -134,12 +135,14 @@ func (rs *recordSet) decodeBatch(batch []byte) error {
 		if offset < rs.from {
 			continue
 		}
-		m := kafka.Message{Topic: rs.topic, Partition: rs.partition, Offset: offset, HighWaterMark: rs.highWaterMark,
-			Key: key, Value: value, Time: messageTime(ts)}
+		var headers []kafka.Header
 		if n > 0 {
-			m.Headers = rs.headers[h0:len(rs.headers):len(rs.headers)]
+			headers = rs.headers[h0:len(rs.headers):len(rs.headers)]
 		}
-		rs.msgs = append(rs.msgs, m)
+		// Built in place: a message is 152 bytes.
+		rs.msgs = append(rs.msgs, kafka.Message{})
+		rs.msgs[len(rs.msgs)-1] = kafka.Message{Topic: rs.topic, Partition: rs.partition, Offset: offset,
+			HighWaterMark: rs.highWaterMark, Key: key, Value: value, Headers: headers, Time: messageTime(ts)}
 	}
 	return nil
 }

@@ -275,15 +275,20 @@ var errTruncated = errors.New("truncated or corrupt")
 
 // wireReader reads protocol fields: big-endian integers and int-prefixed
 // strings in responses, varints and varint-prefixed bytes in records. After
-// the first bad read every read returns zero and err is set.
+// the first bad read (fail) every read returns zero and err is set.
 type wireReader struct {
 	b   []byte
 	err error
 }
 
+// fail records the first bad read and drops what is left to read.
+func (r *wireReader) fail() {
+	r.b, r.err = nil, errTruncated
+}
+
 func (r *wireReader) take(n int) []byte {
 	if r.err == nil && (n < 0 || n > len(r.b)) {
-		r.err = errTruncated
+		r.fail()
 	}
 	if r.err != nil {
 		return nil
@@ -323,7 +328,7 @@ func (r *wireReader) arrayLen() int {
 		return 0
 	}
 	if n > len(r.b) { // every element takes at least a byte
-		r.err = errTruncated
+		r.fail()
 		return 0
 	}
 	return n
@@ -347,13 +352,23 @@ func (r *wireReader) bytes() []byte {
 	return r.take(n)
 }
 
+// varint reads a zigzag varint. A record has eight, mostly one byte long:
+// that case is inlined (after a failure b is empty, so it is not taken).
 func (r *wireReader) varint() int64 {
+	if b := r.b; len(b) > 0 && b[0] < 0x80 {
+		r.b = b[1:]
+		return int64(b[0]>>1) ^ -int64(b[0]&1)
+	}
+	return r.varintLong()
+}
+
+func (r *wireReader) varintLong() int64 {
 	if r.err != nil {
 		return 0
 	}
 	v, n := binary.Varint(r.b)
 	if n <= 0 {
-		r.err = errTruncated
+		r.fail()
 		return 0
 	}
 	r.b = r.b[n:]

@@ -353,7 +353,7 @@ func (r *wireReader) bytes() []byte {
 }
 
 // varint reads a zigzag varint. A record has eight, mostly one byte long:
-// that case is inlined (after a failure b is empty, so it is not taken).
+// those skip the general decoder (after a failure b is empty, so none does).
 func (r *wireReader) varint() int64 {
 	if b := r.b; len(b) > 0 && b[0] < 0x80 {
 		r.b = b[1:]

@@ -49,15 +49,9 @@ func parseLines(s string, dst []Point, sc scratch) ([]Point, scratch, *DecodeErr
 			pos++
 			kStart := pos
 			var k, v string
-			k, pos = scanName(s, pos, true)
-			if k == "" {
-				return out, sc, errAt(kStart, ErrInvalidName, "", "tag key is empty")
-			}
-			if pos >= len(s) || s[pos] != '=' {
-				return out, sc, errAt(pos, ErrSyntax, k, "expected '=' after tag key")
-			}
-			if r := nameProblem(k, kindKey); r != "" {
-				return out, sc, errAt(kStart, ErrInvalidName, k, "tag key "+r)
+			var e *DecodeError
+			if k, pos, e = scanKey(s, pos, "tag"); e != nil {
+				return out, sc, e
 			}
 			var dup bool
 			if dup, sc.seen = dupTag(sc.tags[t0:], k, sc.seen); dup {
@@ -86,15 +80,9 @@ func parseLines(s string, dst []Point, sc scratch) ([]Point, scratch, *DecodeErr
 		for {
 			kStart := pos
 			var k string
-			k, pos = scanName(s, pos, true)
-			if k == "" {
-				return out, sc, errAt(kStart, ErrInvalidName, "", "field key is empty")
-			}
-			if pos >= len(s) || s[pos] != '=' {
-				return out, sc, errAt(pos, ErrSyntax, k, "expected '=' after field key")
-			}
-			if r := nameProblem(k, kindKey); r != "" {
-				return out, sc, errAt(kStart, ErrInvalidName, k, "field key "+r)
+			var e *DecodeError
+			if k, pos, e = scanKey(s, pos, "field"); e != nil {
+				return out, sc, e
 			}
 			var dup bool
 			if dup, sc.seen = dupField(sc.fields[f0:], sc.strKeys, k, sc.seen); dup {
@@ -226,6 +214,23 @@ func skipSpaces(s string, pos int) int {
 		pos++
 	}
 	return pos
+}
+
+// scanKey scans the tag or field key (what) at pos, which must be valid
+// and followed by '=', and returns it with the position of the '='.
+func scanKey(s string, pos int, what string) (string, int, *DecodeError) {
+	start := pos
+	k, pos := scanName(s, pos, true)
+	if k == "" {
+		return k, pos, errAt(start, ErrInvalidName, "", what+" key is empty")
+	}
+	if pos >= len(s) || s[pos] != '=' {
+		return k, pos, errAt(pos, ErrSyntax, k, "expected '=' after "+what+" key")
+	}
+	if r := nameProblem(k, kindKey); r != "" {
+		return k, pos, errAt(start, ErrInvalidName, k, what+" key "+r)
+	}
+	return k, pos, nil
 }
 
 // escapable reports whether a backslash before c escapes it: ',' and ' '

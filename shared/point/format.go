@@ -248,7 +248,9 @@ const (
 // span locates one decoded point's tags and fields in the scratch arrays.
 type span struct{ t0, t1, f0, f1 int }
 
-// scratchBufs are the stack arrays of a decode without an Arena.
+// scratchBufs are the stack arrays of a decode without an Arena. DecodeLine
+// and DecodeJSON each call their parser directly: handed to a shared helper
+// as a function value, the parser would move the arrays to the heap.
 type scratchBufs struct {
 	tags   [stackTags]Tag
 	fields [stackFields]Field

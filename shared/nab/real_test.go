@@ -93,7 +93,10 @@ func (z *zscore) Score(_ time.Time, v float64) float64 {
 
 // TestRealZScore runs the rolling z-score over the real corpus and logs its
 // NAB report (go test -v -run RealZScore with METRICPIPE_NAB_DIR set). It
-// checks only that the pipeline holds together: the score is for people.
+// checks what holds for any detector: optimizing a threshold never scores
+// below never firing (0) nor reaches perfect, and every window is either
+// detected or missed; and that a rolling z-score, crude as it is, beats
+// never firing on the standard profile.
 func TestRealZScore(t *testing.T) {
 	c := loadReal(t)
 	for _, size := range []int{6400, 1000, 100} {
@@ -111,6 +114,12 @@ func TestRealZScore(t *testing.T) {
 			_, r, err := Optimize(c, scores, p)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if r.Normalized < 0 || r.Normalized >= 100 || r.TP+r.FN != 39 {
+				t.Errorf("window %d, %s: score %.2f, %d TP + %d FN; want 0 ≤ score < 100 and 39 windows", size, p.Name, r.Normalized, r.TP, r.FN)
+			}
+			if p.Name == "standard" && r.Normalized <= 0 {
+				t.Errorf("window %d: standard score %.2f; a rolling z-score beats never firing", size, r.Normalized)
 			}
 			results = append(results, r)
 		}

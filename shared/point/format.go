@@ -35,12 +35,17 @@ func (f Format) String() string {
 func (f Format) ContentType() string {
 	switch f {
 	case FormatLine:
-		return "application/vnd.influx.line-protocol"
+		return contentTypeLine
 	case FormatJSON:
-		return "application/json"
+		return contentTypeJSON
 	}
 	return ""
 }
+
+const (
+	contentTypeLine = "application/vnd.influx.line-protocol"
+	contentTypeJSON = "application/json"
+)
 
 // ParseContentType maps a content-type header to a Format. The media type is
 // compared case-insensitively and parameters such as "; charset=utf-8" are
@@ -50,9 +55,9 @@ func (f Format) ContentType() string {
 // empty or unknown type.
 func ParseContentType(ct string) (Format, bool) {
 	switch ct { // what producers send, read for every message
-	case "application/vnd.influx.line-protocol":
+	case contentTypeLine:
 		return FormatLine, true
-	case "application/json":
+	case contentTypeJSON:
 		return FormatJSON, true
 	}
 	if i := strings.IndexByte(ct, ';'); i >= 0 {

@@ -3,6 +3,7 @@ package movavg
 import (
 	"math"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -218,16 +219,24 @@ func TestProcessDoesNotAllocate(t *testing.T) {
 	if avg := testing.AllocsPerRun(20_000, feed); avg != 0 {
 		t.Fatalf("Process allocates %v times per point in steady state, want 0", avg)
 	}
-	// AllocsPerRun rounds down: also count every allocation of a long run,
-	// which must be none (nothing else runs in this test).
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	for range 20_000 {
-		feed()
+	// AllocsPerRun rounds down: also count every allocation of long runs.
+	// Mallocs counts the whole process, and the runtime itself allocates a
+	// few bytes now and then (one run in forty saw 16 bytes), so a window
+	// may be unlucky; an allocation of Process shows in every window.
+	var counts []uint64
+	for range 3 {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for range 20_000 {
+			feed()
+		}
+		runtime.ReadMemStats(&after)
+		if counts = append(counts, after.Mallocs-before.Mallocs); counts[len(counts)-1] == 0 {
+			break
+		}
 	}
-	runtime.ReadMemStats(&after)
-	if n := after.Mallocs - before.Mallocs; n != 0 {
-		t.Fatalf("%d allocations in 20,000 points of steady state, want 0", n)
+	if slices.Min(counts) != 0 {
+		t.Fatalf("allocations in windows of 20,000 points of steady state: %v, want a window with 0", counts)
 	}
 	if st := s.Stats(); st.DroppedLate == 0 || st.Series != 2*nSeries {
 		t.Fatalf("scenario did not exercise lateness: %+v", st)

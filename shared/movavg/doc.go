@@ -26,7 +26,8 @@
 // Warm-up: there is no _sma before SMAWindow points of the series-field
 // were seen, and no _wma before len(WMAWeights) points; _ema starts with the
 // first point (equal to it). State is in memory only: after a restart or a
-// rebalance every series-field warms up again.
+// rebalance, [Stage.Warm] rebuilds it from the points before the resume
+// position, or every series-field warms up again.
 //
 // # Rollups
 //

@@ -168,24 +168,15 @@ func (s *Stage) Process(p *point.Point, out []point.Point) ([]point.Point, Resul
 			out = s.closeDue(out)
 		}
 	}
-	pl := s.def
-	if s.overrides != nil {
-		if o, ok := s.overrides[p.Measurement]; ok {
-			pl = o
-		}
-	}
+	pl := s.planFor(p.Measurement)
 	if pl.off() {
 		return out, res
 	}
-	s.key = point.AppendSeriesKey(s.key[:0], p)
-	idx, ok := s.index[string(s.key)]
+	idx, ok := s.track(p, pl)
 	if !ok {
-		if s.nFields >= s.maxSeries {
-			s.untracked++
-			res.Untracked = true
-			return out, res
-		}
-		idx = s.addSeries(p, pl)
+		s.untracked++
+		res.Untracked = true
+		return out, res
 	}
 	sr := &s.series[idx]
 
@@ -206,13 +197,10 @@ func (s *Stage) Process(p *point.Point, out []point.Point) ([]point.Point, Resul
 	}
 	for i := range p.Fields {
 		pf := &p.Fields[i]
-		j := sr.find(i, pf.Key)
+		j := s.trackField(sr, pl, i, pf.Key)
 		if j < 0 {
-			if s.nFields >= s.maxSeries {
-				res.Untracked = true
-				continue
-			}
-			j = s.addField(sr, pl, pf.Key)
+			res.Untracked = true
+			continue
 		}
 		f := &sr.fields[j]
 		f.last = max(f.last, p.Time)
@@ -243,6 +231,39 @@ func (s *Stage) Process(p *point.Point, out []point.Point) ([]point.Point, Resul
 		res.Derived = true
 	}
 	return out, res
+}
+
+// Warm feeds p, a valid point with its Time set that an earlier owner of
+// the partition already processed, to the moving averages only: it opens
+// no rollup window, emits nothing and counts nothing, but moves the
+// watermark, so that the points processed next are judged late exactly as
+// they were the first time. Replaying the points just before a restart's
+// resume position through Warm makes the moving averages of the replayed
+// and later points what an uninterrupted run computed (SMA and WMA once a
+// series-field has SMAWindow and len(WMAWeights) warm points, up to
+// rounding; EMA converging by a factor 1−α per point). Call it on a fresh
+// Stage, before Process.
+func (s *Stage) Warm(p *point.Point) {
+	s.maxTime = max(s.maxTime, p.Time)
+	s.wm = max(s.wm, satSub(s.maxTime, s.lateness))
+	pl := s.planFor(p.Measurement)
+	if pl.derived == 0 {
+		return
+	}
+	idx, ok := s.track(p, pl)
+	if !ok {
+		return
+	}
+	sr := &s.series[idx]
+	for i := range p.Fields {
+		j := s.trackField(sr, pl, i, p.Fields[i].Key)
+		if j < 0 {
+			continue
+		}
+		f := &sr.fields[j]
+		f.last = max(f.last, p.Time)
+		f.addAvg(pl, p.Fields[i].Value)
+	}
 }
 
 // Flush appends the rollup points of every open window to out and closes
@@ -325,6 +346,41 @@ func (s *Stage) Reset() {
 // Stats returns the stage's counters.
 func (s *Stage) Stats() Stats {
 	return Stats{Series: s.nFields, Untracked: s.untracked, DroppedLate: s.droppedLate, Expired: s.expired, Watermark: s.wm}
+}
+
+// planFor returns the plan of a measurement.
+func (s *Stage) planFor(measurement string) *plan {
+	if s.overrides != nil {
+		if o, ok := s.overrides[measurement]; ok {
+			return o
+		}
+	}
+	return s.def
+}
+
+// track returns the index of p's series in s.series, starting to track it
+// when it is new; false when it is new and MaxSeries are tracked.
+func (s *Stage) track(p *point.Point, pl *plan) (int32, bool) {
+	s.key = point.AppendSeriesKey(s.key[:0], p)
+	idx, ok := s.index[string(s.key)]
+	if !ok {
+		if s.nFields >= s.maxSeries {
+			return 0, false
+		}
+		idx = s.addSeries(p, pl)
+	}
+	return idx, true
+}
+
+// trackField returns the index of field name, the i-th of its point, in
+// sr.fields, starting to track it when it is new; -1 when it is new and
+// MaxSeries are tracked.
+func (s *Stage) trackField(sr *series, pl *plan, i int, name string) int {
+	j := sr.find(i, name)
+	if j < 0 && s.nFields < s.maxSeries {
+		j = s.addField(sr, pl, name)
+	}
+	return j
 }
 
 // find returns the index of the field called name in sr.fields, or -1.

@@ -2,6 +2,7 @@ package movavg
 
 import (
 	"math"
+	"math/rand/v2"
 	"runtime"
 	"slices"
 	"strconv"
@@ -240,6 +241,82 @@ func TestProcessDoesNotAllocate(t *testing.T) {
 	}
 	if st := s.Stats(); st.DroppedLate == 0 || st.Series != 2*nSeries {
 		t.Fatalf("scenario did not exercise lateness: %+v", st)
+	}
+}
+
+// TestWarmResumesTheMovingAverages replays points through Warm, as a
+// consumer does after a restart, and checks that what Process derives from
+// the resume position on is what an uninterrupted run derived, and that
+// Warm itself emits no rollups but moves the watermark.
+func TestWarmResumesTheMovingAverages(t *testing.T) {
+	cfg := Config{
+		Default:         Params{SMAWindow: 5, EMAAlpha: 0.3, WMAWeights: []float64{0.5, 0.3, 0.2}, Rollup: time.Minute},
+		AllowedLateness: 10 * time.Second,
+		MaxSeries:       100,
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	var pts []*point.Point
+	for i := range 400 {
+		series := "cpu,host=" + strconv.Itoa(i%2)
+		late := 0.0
+		if i == 300 { // the first after the resume: its window closed at 120 s
+			late = 40
+		}
+		pts = append(pts, pt(series, at(float64(i/2)-late), "usage", rng.NormFloat64()*10+50, "idle", float64(i%7)))
+	}
+	// derived returns each moving-average value from the resume position
+	// on, by series, field and time, and how many points were dropped late.
+	derived := func(s *Stage, from int) (map[string]float64, uint64) {
+		got := map[string]float64{}
+		var out []point.Point
+		for _, p := range pts[from:] {
+			var res Result
+			out, res = s.Process(p, out[:0])
+			if res.Derived {
+				d := out[len(out)-1]
+				for _, f := range d.Fields {
+					got[dump(point.Point{Measurement: d.Measurement, Tags: d.Tags, Time: d.Time})+" "+f.Key] = f.Value
+				}
+			}
+			s.Reset()
+		}
+		return got, s.Stats().DroppedLate
+	}
+	const resume, warm = 300, 200 // 100 points of each series warmed
+	want, _ := derived(mustNew(t, cfg), 0)
+	cold, coldLate := derived(mustNew(t, cfg), resume)
+
+	s := mustNew(t, cfg)
+	for _, p := range pts[resume-warm : resume] {
+		s.Warm(p)
+	}
+	if st := s.Stats(); st.Series != 4 || st.Watermark != at(149)-int64(10*time.Second) {
+		t.Fatalf("after Warm: %+v, want 4 series-fields and the watermark of the last warm point", st)
+	}
+	if out := s.Flush(nil); len(out) != 0 {
+		t.Fatalf("Warm opened rollup windows: %v", dumpAll(out))
+	}
+	got, late := derived(s, resume)
+	if late != 1 || coldLate != 0 {
+		t.Errorf("dropped late: %d after Warm, %d cold; want 1 as uninterrupted, 0 cold", late, coldLate)
+	}
+	if len(got) != len(cold)+2*2*(5-1)+2*2*(3-1) {
+		t.Errorf("%d derived values after Warm, %d cold: want the cold run's plus SMA and WMA from the first point", len(got), len(cold))
+	}
+	for k, v := range got {
+		w, ok := want[k]
+		if !ok || math.Abs(v-w) > 1e-12*math.Abs(w) {
+			t.Errorf("%s = %v after Warm, uninterrupted %v", k, v, w)
+		}
+	}
+	var differs int
+	for k, v := range cold {
+		if v != want[k] {
+			differs++
+		}
+	}
+	if differs == 0 {
+		t.Error("a cold resume derived the same values: the scenario does not exercise Warm")
 	}
 }
 

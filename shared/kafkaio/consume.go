@@ -1,9 +1,11 @@
 package kafkaio
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -46,6 +48,10 @@ type GroupConfig struct {
 	// Idler handler is told so, and how often again while it stays quiet
 	// (0: never).
 	IdleAfter time.Duration
+	// WarmUp is how far back in message time, before a partition's
+	// committed offset, a Warmer handler is given the messages an earlier
+	// owner already handled (0: none).
+	WarmUp time.Duration
 }
 
 // Validate reports every invalid setting, each naming its flag.
@@ -68,6 +74,9 @@ func (g GroupConfig) Validate() error {
 	}
 	if g.IdleAfter < 0 {
 		errs = append(errs, fmt.Errorf("idle time %s: want ≥ 0", g.IdleAfter))
+	}
+	if g.WarmUp < 0 {
+		errs = append(errs, fmt.Errorf("--warm-up %s: want ≥ 0", g.WarmUp))
 	}
 	return errors.Join(errs...)
 }
@@ -117,6 +126,17 @@ type OffsetHolder interface {
 // the handler no longer holds.
 type Idler interface {
 	Idle(ctx context.Context) error
+}
+
+// Warmer is implemented by handlers whose output depends on the messages
+// before it (moving averages, say). When a partition is assigned with a
+// committed offset, Warm is given, in batches and in offset order, the
+// messages of up to GroupConfig.WarmUp of message time before that offset,
+// before Handle is given any message: they were handled by an earlier owner
+// (or before a restart), so Warm only rebuilds state, writing nothing.
+// Nothing is committed for them.
+type Warmer interface {
+	Warm(batch []kafka.Message)
 }
 
 // GroupConsumer consumes a topic as a member of a consumer group. Each
@@ -280,13 +300,17 @@ func (c *GroupConsumer) runPartition(ctx, genCtx context.Context, cm *committer,
 	defer stopWork()
 
 	// The fetcher reads the next response while the handler works.
-	start := a.Offset
-	if start < 0 {
-		start = kafka.FirstOffset
-	}
-	fetched, fetchErr, fetchDone := make(chan chunk, 1), make(chan error, 1), make(chan struct{})
 	f := &fetcher{dialer: c.dialer, security: c.security, brokers: c.kc.Brokers, topic: c.cfg.Topic, partition: a.ID,
 		maxBytes: fetchMaxBytes, maxWait: fetchMaxWait, backoff: retry.Backoff{Initial: fetchRetryMin, Max: fetchRetryMax}, log: p.log, free: make(chan chunk, 2)}
+	start, resume := a.Offset, a.Offset // messages before resume are for warming up
+	if start < 0 {
+		start, resume = kafka.FirstOffset, kafka.FirstOffset
+	}
+	warmer, _ := h.(Warmer)
+	if warmer != nil && a.Offset > 0 && c.cfg.WarmUp > 0 {
+		start = f.warmStart(fetchCtx, a.Offset, c.cfg.WarmUp)
+	}
+	fetched, fetchErr, fetchDone := make(chan chunk, 1), make(chan error, 1), make(chan struct{})
 	go func() {
 		defer close(fetchDone)
 		f.run(fetchCtx, start, fetched, fetchErr)
@@ -339,6 +363,14 @@ func (c *GroupConsumer) runPartition(ctx, genCtx context.Context, cm *committer,
 		if revoked() {
 			return nil // the next owner fetches the batch again
 		}
+		if batch[0].Offset < resume {
+			n, _ := slices.BinarySearchFunc(batch, resume, func(m kafka.Message, o int64) int { return cmp.Compare(m.Offset, o) })
+			warmer.Warm(batch[:n])
+			if batch = batch[n:]; len(batch) == 0 {
+				q.release()
+				continue
+			}
+		}
 		// On a stop, the batch in hand is still handled and committed.
 		if err := p.handle(workCtx, batch); err != nil {
 			if revoked() {
@@ -365,6 +397,9 @@ const (
 	fetchMaxWait  = 2 * time.Second
 	fetchRetryMin = 100 * time.Millisecond
 	fetchRetryMax = 5 * time.Second
+	// warmProbeBytes bounds the fetch that reads the time of the message
+	// before a committed offset; the broker still returns a larger one whole.
+	warmProbeBytes = 64 << 10
 )
 
 // queue holds a partition's fetched messages not yet in a batch.

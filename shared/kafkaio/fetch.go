@@ -149,6 +149,52 @@ func (f *fetcher) connect(ctx context.Context, offset int64) (*wireConn, int64, 
 	return nil, offset, fmt.Errorf("partition %d of %s: %w", f.partition, f.topic, errors.Join(errs...))
 }
 
+// warmStart returns the first offset whose message time is at most warmUp
+// before that of the message before committed, for a Warmer to replay up to
+// committed. It is best effort: on failure it warns and returns committed,
+// so the partition starts cold rather than not at all.
+func (f *fetcher) warmStart(ctx context.Context, committed int64, warmUp time.Duration) int64 {
+	start, err := f.offsetBefore(ctx, committed, warmUp)
+	if err != nil {
+		f.log.Warn().Err(err).Int64("offset", committed).Msg("finding where to warm up from failed; starting cold")
+		return committed
+	}
+	f.log.Info().Int64("from", start).Int64("offset", committed).Dur("warm_up", warmUp).Msg("replaying the messages before the committed offset to warm up")
+	return start
+}
+
+func (f *fetcher) offsetBefore(ctx context.Context, committed int64, warmUp time.Duration) (int64, error) {
+	conn, last, err := f.connect(ctx, committed-1)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	probe := *f
+	probe.maxBytes, probe.maxWait = warmProbeBytes, 0
+	c, _, err := probe.fetch(conn, last)
+	if err != nil {
+		return 0, fmt.Errorf("fetch at offset %d: %w", last, err)
+	}
+	if len(c.msgs) == 0 || c.msgs[0].Offset >= committed {
+		return committed, nil // nothing before committed is left
+	}
+	at := c.msgs[0].Time.Add(-warmUp)
+	f.recycle(c)
+	if err := conn.conn.SetDeadline(time.Now().Add(fetchReadTimeout)); err != nil {
+		return 0, err
+	}
+	start, err := conn.listOffset(f.topic, f.partition, at.UnixMilli())
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("offset at %s: %w", at.Format(time.RFC3339Nano), err)
+	case start < 0 || start > committed: // no message that recent: timestamps not in order
+		return committed, nil
+	}
+	return start, nil
+}
+
 func (f *fetcher) oldest(conn *wireConn) (int64, error) {
 	if err := conn.conn.SetDeadline(time.Now().Add(fetchReadTimeout)); err != nil {
 		return 0, err

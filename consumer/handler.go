@@ -111,12 +111,7 @@ func (h *handler) derive(m *kafka.Message, pts []point.Point) {
 	h.stage.Mark(m.Offset)
 	for j := range pts {
 		p := &pts[j]
-		if p.Time == 0 {
-			p.Time = msgTime
-		}
-		// One point stamped far ahead would move the partition's watermark
-		// and close every rollup window early; it is stored, not averaged.
-		if p.Time-msgTime > h.maxFuture {
+		if !h.stamp(p, msgTime) {
 			h.out.metrics.future.Inc()
 			h.out.hotLog.Warn().Str("topic", m.Topic).Int("partition", m.Partition).Int64("offset", m.Offset).
 				Time("point_time", time.Unix(0, p.Time)).Msg("point stamped too far in the future; not averaged")
@@ -139,6 +134,40 @@ func (h *handler) derive(m *kafka.Message, pts []point.Point) {
 		}
 		h.lines = append(h.lines, line)
 	}
+}
+
+// stamp gives p its message's time when it carries none, and reports
+// whether the stage may have it: one point stamped far ahead would move the
+// partition's watermark and close every rollup window early, so it is
+// stored, not averaged.
+func (h *handler) stamp(p *point.Point, msgTime int64) bool {
+	if p.Time == 0 {
+		p.Time = msgTime
+	}
+	return p.Time-msgTime <= h.maxFuture
+}
+
+// Warm rebuilds the moving averages from messages an earlier owner of the
+// partition already wrote (see kafkaio.Warmer): their points go to the
+// stage as in Handle, and nowhere else. Messages that do not decode were
+// dead-lettered then and are skipped now.
+func (h *handler) Warm(batch []kafka.Message) {
+	h.dec.Arena.Reset()
+	for i := range batch {
+		m := &batch[i]
+		pts, err := h.dec.Decode(h.pts[:0], m.Value, kafkaio.HeaderValue(m, kafkaio.HeaderContentType))
+		if err != nil {
+			continue
+		}
+		h.pts = pts
+		for j := range pts {
+			if h.stamp(&pts[j], m.Time.UnixNano()) {
+				h.stage.Warm(&pts[j])
+			}
+		}
+	}
+	h.pts = h.pts[:0]
+	h.observeStage()
 }
 
 func (h *handler) observeStage() {

@@ -62,6 +62,7 @@ func configFromCLI(c *cli.Context) (config, error) {
 			BatchWait:    ic.FlushInterval,
 			DrainTimeout: c.Duration("drain-timeout"),
 			IdleAfter:    c.Duration("idle-flush"),
+			WarmUp:       c.Duration("state-replay"),
 		},
 	}, errors.Join(kerr, ierr, serr)
 }

@@ -25,6 +25,7 @@ func stageFlags() []cli.Flag {
 		&cli.IntFlag{Name: "max-series", Value: 100000, Usage: "series-fields tracked per partition at most; beyond, points are written raw only", EnvVars: env("max-series"), Category: cat},
 		&cli.DurationFlag{Name: "series-idle-timeout", Value: time.Hour, Usage: "event time after which a silent series' state is dropped (0: never)", EnvVars: env("series-idle-timeout"), Category: cat},
 		&cli.DurationFlag{Name: "idle-flush", Value: time.Minute, Usage: "a partition without messages for this long closes its open rollup windows (0: never)", EnvVars: env("idle-flush"), Category: cat},
+		&cli.DurationFlag{Name: "state-replay", Value: 10 * time.Minute, Usage: "message time replayed, unwritten, from before a partition's committed offset when it is assigned, to rebuild its moving averages (0: start cold)", EnvVars: env("state-replay"), Category: cat},
 		&cli.DurationFlag{Name: "max-future", Value: time.Hour, Usage: "points stamped further ahead of their Kafka message time are written raw but kept out of the stage", EnvVars: env("max-future"), Category: cat},
 		&cli.StringSliceFlag{Name: "stage-override", Usage: "per-measurement settings, repeatable: 'cpu:sma=60,ema=0.2,wma=0.5/0.3/0.2,rollup=5m' (unnamed: off)", EnvVars: env("stage-override"), Category: cat},
 	}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -115,4 +116,111 @@ func TestMovingAveragesExactInInfluxDB(t *testing.T) {
 		}
 	}
 	t.Logf("SMA, EMA, WMA of %d points and 2 rollup windows read back from InfluxDB: all as computed", len(samples))
+}
+
+// TestMovingAveragesSurviveRestart stops the consumer with a rollup window
+// open, so that its commit is held back and a restart replays part of what
+// was written, then produces more. The restarted consumer warms its moving
+// averages up from the messages before its committed offset: every SMA, EMA
+// and WMA in InfluxDB, replayed or new, is what one uninterrupted run
+// computes (a cold restart re-seeds the EMA and rewrites it differently).
+func TestMovingAveragesSurviveRestart(t *testing.T) {
+	b := newBed(t, "warm")
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Minute)
+	const n, stopAt, step = 60, 40, 3 * time.Second
+	values := make([]float64, n)
+	for i := range values {
+		values[i] = float64(i%7)*1.5 + float64(i)/4
+	}
+	w, err := kafkaio.NewWriter(kafkaio.Config{Brokers: []string{b.brokers}}, b.topic, kafkaio.WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	produce := func(from, to int) {
+		t.Helper()
+		var msgs []kafka.Message
+		for i := from; i < to; i++ {
+			p := point.Point{Measurement: "warm", Tags: []point.Tag{{Key: "s", Value: "a"}},
+				Fields: []point.Field{{Key: "v", Value: values[i]}}, Time: t0.Add(time.Duration(i) * step).UnixNano()}
+			msgs = append(msgs, kafka.Message{Key: point.AppendSeriesKey(nil, &p), Value: point.AppendLine(nil, &p)})
+		}
+		if err := w.WriteMessages(t.Context(), msgs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flags := []string{"--sma-window", "5", "--ema-alpha", "0.3", "--wma-weights", "0.5,0.3,0.2",
+		"--rollup", "1m", "--allowed-lateness", "0s", "--idle-flush", "0s", "--state-replay", "10m"}
+
+	produce(0, stopAt)
+	c := b.consumer("c", testbed.FreeAddr(t), flags...)
+	b.waitCount("warm", "v_ema", stopAt, time.Minute)
+	stopGracefully(t, c)
+	committed, err := b.admin.CommittedOffsets(t.Context(), b.topic+"-c", b.topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held int64
+	for _, o := range committed {
+		held += max(o, 0)
+	}
+	// Points 20..39 (60 s to 117 s) are in the window [1m, 2m), still open.
+	if held != 20 {
+		t.Fatalf("committed %d after the stop, want 20: the first message of the open window", held)
+	}
+
+	produce(stopAt, n)
+	c = b.consumer("c", testbed.FreeAddr(t), flags...)
+	defer stopGracefully(t, c)
+	b.waitCount("warm", "v", n, time.Minute)
+
+	want := map[string]map[int64]float64{"v_sma": {}, "v_ema": {}, "v_wma": {}}
+	var ema float64
+	for i, v := range values {
+		at := t0.Add(time.Duration(i) * step).UnixNano()
+		if i == 0 {
+			ema = v
+		} else {
+			ema = 0.7*ema + 0.3*v
+		}
+		want["v_ema"][at] = ema
+		if i >= 4 {
+			want["v_sma"][at] = (values[i] + values[i-1] + values[i-2] + values[i-3] + values[i-4]) / 5
+		}
+		if i >= 2 {
+			want["v_wma"][at] = 0.5*values[i] + 0.3*values[i-1] + 0.2*values[i-2]
+		}
+	}
+	flux := fmt.Sprintf(`from(bucket: %q)
+  |> range(start: %s, stop: %s)
+  |> filter(fn: (r) => r._measurement == "warm" and (r._field == "v_sma" or r._field == "v_ema" or r._field == "v_wma"))
+  |> keep(columns: ["_time", "_field", "_value"])`, b.bucket, t0.Add(-time.Minute).Format(time.RFC3339), t0.Add(5*time.Minute).Format(time.RFC3339))
+	var got map[string]map[int64]float64
+	testbed.Eventually(t, time.Minute, "every moving average in InfluxDB", func() (bool, string) {
+		rows, err := testbed.FluxRows(t.Context(), b.influxURL, flux)
+		if err != nil {
+			return false, err.Error()
+		}
+		got = map[string]map[int64]float64{}
+		for _, r := range rows {
+			f := r["_field"].(string)
+			if got[f] == nil {
+				got[f] = map[int64]float64{}
+			}
+			got[f][r["_time"].(time.Time).UnixNano()] = r["_value"].(float64)
+		}
+		return len(got["v_sma"])+len(got["v_ema"])+len(got["v_wma"]) == n-4+n+n-2, fmt.Sprintf("%d rows", len(rows))
+	})
+	for field, byTime := range want {
+		for at, v := range byTime {
+			if g, ok := got[field][at]; !ok || math.Abs(g-v) > 1e-9 {
+				t.Errorf("%s at point %d = %v (present %v), want %v", field, (time.Duration(at-t0.UnixNano()))/step, g, ok, v)
+			}
+		}
+	}
+	if !strings.Contains(c.Output(), "to warm up") {
+		t.Error("the restarted consumer's log does not show the warm-up")
+	}
+	t.Logf("stopped at %d points with the commit held at 20, restarted, %d more: all %d SMA, EMA and WMA values as one uninterrupted run's",
+		stopAt, n-stopAt, n-4+n+n-2)
 }

@@ -76,7 +76,7 @@ func (g GroupConfig) Validate() error {
 		errs = append(errs, fmt.Errorf("idle time %s: want ≥ 0", g.IdleAfter))
 	}
 	if g.WarmUp < 0 {
-		errs = append(errs, fmt.Errorf("--warm-up %s: want ≥ 0", g.WarmUp))
+		errs = append(errs, fmt.Errorf("--state-replay %s: want ≥ 0", g.WarmUp))
 	}
 	return errors.Join(errs...)
 }

@@ -155,30 +155,35 @@ func (f *fetcher) connect(ctx context.Context, offset int64) (*wireConn, int64, 
 // so the partition starts cold rather than not at all.
 func (f *fetcher) warmStart(ctx context.Context, committed int64, warmUp time.Duration) int64 {
 	start, err := f.offsetBefore(ctx, committed, warmUp)
-	if err != nil {
+	switch {
+	case err != nil && ctx.Err() == nil:
 		f.log.Warn().Err(err).Int64("offset", committed).Msg("finding where to warm up from failed; starting cold")
-		return committed
+	case err == nil && start < committed:
+		f.log.Info().Int64("from", start).Int64("offset", committed).Dur("warm_up", warmUp).Msg("replaying the messages before the committed offset to warm up")
+		return start
 	}
-	f.log.Info().Int64("from", start).Int64("offset", committed).Dur("warm_up", warmUp).Msg("replaying the messages before the committed offset to warm up")
-	return start
+	return committed
 }
 
 func (f *fetcher) offsetBefore(ctx context.Context, committed int64, warmUp time.Duration) (int64, error) {
-	conn, last, err := f.connect(ctx, committed-1)
+	conn, oldest, err := f.connect(ctx, kafka.FirstOffset)
 	if err != nil {
 		return 0, err
 	}
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
+	if oldest >= committed {
+		return committed, nil // retention deleted what came before
+	}
 	probe := *f
 	probe.maxBytes, probe.maxWait = warmProbeBytes, 0
-	c, _, err := probe.fetch(conn, last)
+	c, _, err := probe.fetch(conn, committed-1)
 	if err != nil {
-		return 0, fmt.Errorf("fetch at offset %d: %w", last, err)
+		return 0, fmt.Errorf("fetch at offset %d: %w", committed-1, err)
 	}
-	if len(c.msgs) == 0 || c.msgs[0].Offset >= committed {
-		return committed, nil // nothing before committed is left
+	if len(c.msgs) == 0 {
+		return committed, nil
 	}
 	at := c.msgs[0].Time.Add(-warmUp)
 	f.recycle(c)

@@ -88,22 +88,7 @@ func TestMovingAveragesExactInInfluxDB(t *testing.T) {
   |> range(start: %s, stop: %s)
   |> filter(fn: (r) => r._measurement == "exact" and r.s == "a")
   |> keep(columns: ["_time", "_field", "_value"])`, b.bucket, t0.Add(-time.Minute).Format(time.RFC3339), t0.Add(5*time.Minute).Format(time.RFC3339))
-	var got map[string]map[int64]float64
-	testbed.Eventually(t, time.Minute, "both rollups in InfluxDB", func() (bool, string) {
-		rows, err := testbed.FluxRows(t.Context(), b.influxURL, flux)
-		if err != nil {
-			return false, err.Error()
-		}
-		got = map[string]map[int64]float64{}
-		for _, r := range rows {
-			f := r["_field"].(string)
-			if got[f] == nil {
-				got[f] = map[int64]float64{}
-			}
-			got[f][r["_time"].(time.Time).UnixNano()] = r["_value"].(float64)
-		}
-		return len(got["v_count"]) == 2, fmt.Sprintf("%d rows", len(rows))
-	})
+	got := b.fieldsWhen(flux, "both rollups in InfluxDB", func(got map[string]map[int64]float64) bool { return len(got["v_count"]) == 2 })
 	for field, byTime := range want {
 		for at, v := range byTime {
 			g, ok := got[field][at]
@@ -195,21 +180,8 @@ func TestMovingAveragesSurviveRestart(t *testing.T) {
   |> range(start: %s, stop: %s)
   |> filter(fn: (r) => r._measurement == "warm" and (r._field == "v_sma" or r._field == "v_ema" or r._field == "v_wma"))
   |> keep(columns: ["_time", "_field", "_value"])`, b.bucket, t0.Add(-time.Minute).Format(time.RFC3339), t0.Add(5*time.Minute).Format(time.RFC3339))
-	var got map[string]map[int64]float64
-	testbed.Eventually(t, time.Minute, "every moving average in InfluxDB", func() (bool, string) {
-		rows, err := testbed.FluxRows(t.Context(), b.influxURL, flux)
-		if err != nil {
-			return false, err.Error()
-		}
-		got = map[string]map[int64]float64{}
-		for _, r := range rows {
-			f := r["_field"].(string)
-			if got[f] == nil {
-				got[f] = map[int64]float64{}
-			}
-			got[f][r["_time"].(time.Time).UnixNano()] = r["_value"].(float64)
-		}
-		return len(got["v_sma"])+len(got["v_ema"])+len(got["v_wma"]) == n-4+n+n-2, fmt.Sprintf("%d rows", len(rows))
+	got := b.fieldsWhen(flux, "every moving average in InfluxDB", func(got map[string]map[int64]float64) bool {
+		return len(got["v_sma"])+len(got["v_ema"])+len(got["v_wma"]) == n-4+n+n-2
 	})
 	for field, byTime := range want {
 		for at, v := range byTime {
@@ -223,4 +195,27 @@ func TestMovingAveragesSurviveRestart(t *testing.T) {
 	}
 	t.Logf("stopped at %d points with the commit held at 20, restarted, %d more: all %d SMA, EMA and WMA values as one uninterrupted run's",
 		stopAt, n-stopAt, n-4+n+n-2)
+}
+
+// fieldsWhen runs flux (rows of _time, _field and _value) until done accepts
+// its result, by field and time, or a minute passed.
+func (b *bed) fieldsWhen(flux, what string, done func(map[string]map[int64]float64) bool) map[string]map[int64]float64 {
+	b.t.Helper()
+	var got map[string]map[int64]float64
+	testbed.Eventually(b.t, time.Minute, what, func() (bool, string) {
+		rows, err := testbed.FluxRows(b.t.Context(), b.influxURL, flux)
+		if err != nil {
+			return false, err.Error()
+		}
+		got = map[string]map[int64]float64{}
+		for _, r := range rows {
+			f := r["_field"].(string)
+			if got[f] == nil {
+				got[f] = map[int64]float64{}
+			}
+			got[f][r["_time"].(time.Time).UnixNano()] = r["_value"].(float64)
+		}
+		return done(got), fmt.Sprintf("%d rows", len(rows))
+	})
+	return got
 }

@@ -160,8 +160,9 @@ func (h *handler) Warm(batch []kafka.Message) {
 			continue
 		}
 		h.pts = pts
+		msgTime := m.Time.UnixNano()
 		for j := range pts {
-			if h.stamp(&pts[j], m.Time.UnixNano()) {
+			if h.stamp(&pts[j], msgTime) {
 				h.stage.Warm(&pts[j])
 			}
 		}

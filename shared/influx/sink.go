@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 	"unsafe"
@@ -16,13 +17,44 @@ import (
 	"github.com/metricpipe/metricpipe/shared/point"
 )
 
-// WriteError is a failed write, classified so callers can decide between
-// retrying (timeouts, 5xx, 429) and giving up on the points (other 4xx, such
-// as a field type conflict).
+// Cause is why a write failed. It decides what the caller does: only
+// Refused blames the points; every other cause is the sink's, and the
+// points must wait for it, never be dead-lettered or committed past.
+type Cause int
+
+const (
+	// Unavailable: no answer, a timeout or a 5xx. It passes by itself.
+	Unavailable Cause = iota + 1
+	// Throttled: 429. InfluxDB asks writers to slow down.
+	Throttled
+	// Misconfigured: 401, 403, 404 (no such bucket, database or org), 413.
+	// An operator must act; until then writes wait.
+	Misconfigured
+	// Refused: 400 or 422. InfluxDB refused points as points: a line it
+	// cannot parse, a field type conflict, a time outside the retention
+	// policy. Retrying them cannot help.
+	Refused
+)
+
+func (c Cause) String() string {
+	switch c {
+	case Unavailable:
+		return "unavailable"
+	case Throttled:
+		return "throttled"
+	case Misconfigured:
+		return "misconfigured"
+	case Refused:
+		return "refused"
+	}
+	return "unknown"
+}
+
+// WriteError is a failed write request, classified by Cause.
 type WriteError struct {
-	Status    int // HTTP status; 0 when no response arrived
-	Retryable bool
-	Err       error
+	Status int // HTTP status; 0 when no response arrived
+	Cause  Cause
+	Err    error
 }
 
 func (e *WriteError) Error() string {
@@ -34,14 +66,13 @@ func (e *WriteError) Error() string {
 
 func (e *WriteError) Unwrap() error { return e.Err }
 
-// IsRetryable reports whether err is worth retrying: a WriteError marked so,
-// or any error that is not a WriteError (network failures surface as those).
-func IsRetryable(err error) bool {
-	var we *WriteError
-	if errors.As(err, &we) {
-		return we.Retryable
+// CauseOf classifies err: the Cause of a *WriteError in its chain, else
+// Unavailable (network failures surface as other errors).
+func CauseOf(err error) Cause {
+	if we, ok := errors.AsType[*WriteError](err); ok {
+		return we.Cause
 	}
-	return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+	return Unavailable
 }
 
 // Sink writes points to one bucket. It is safe for concurrent use.
@@ -101,12 +132,34 @@ func (s *Sink) WriteLines(ctx context.Context, lines []byte, n int) error {
 }
 
 func classify(err error) *WriteError {
-	var he *ihttp.Error
-	if !errors.As(err, &he) || he.StatusCode == 0 {
-		return &WriteError{Retryable: true, Err: err}
+	he, ok := errors.AsType[*ihttp.Error](err)
+	if !ok || he.StatusCode == 0 {
+		return &WriteError{Cause: Unavailable, Err: err}
 	}
-	retry := he.StatusCode == http.StatusTooManyRequests || he.StatusCode >= 500
-	return &WriteError{Status: he.StatusCode, Retryable: retry, Err: err}
+	cause := causeOfStatus(he.StatusCode)
+	// InfluxDB 2.x answers a write without an org with 400, which would
+	// otherwise blame every point.
+	if cause == Refused && strings.Contains(strings.ToLower(he.Message), "orgid or org") {
+		cause = Misconfigured
+	}
+	return &WriteError{Status: he.StatusCode, Cause: cause, Err: err}
+}
+
+// causeOfStatus maps InfluxDB's answers, 1.8 and 2.x alike: 400 is a line
+// it cannot parse or (1.8) a partial write, 422 (2.x) a field type
+// conflict or a time outside retention; 401, 403 and 404 a token, a
+// permission or a bucket that is wrong; 413 a batch too large for the
+// server's limit. Any other status is taken as the server's trouble.
+func causeOfStatus(status int) Cause {
+	switch status {
+	case http.StatusBadRequest, http.StatusUnprocessableEntity:
+		return Refused
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound, http.StatusRequestEntityTooLarge:
+		return Misconfigured
+	case http.StatusTooManyRequests:
+		return Throttled
+	}
+	return Unavailable
 }
 
 // Ping succeeds when the server answers: the readiness check for InfluxDB.

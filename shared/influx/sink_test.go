@@ -30,7 +30,7 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func TestWriteClassifiesFailures(t *testing.T) {
-	f := func(status int, retryable bool) {
+	f := func(status int, want Cause) {
 		t.Helper()
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
@@ -45,16 +45,20 @@ func TestWriteClassifiesFailures(t *testing.T) {
 		defer s.Close()
 		err = s.Write(t.Context(), []point.Point{{Measurement: "m", Fields: []point.Field{{Key: "v", Value: 1}}, Time: 1}})
 		var we *WriteError
-		if !errors.As(err, &we) || we.Status != status || we.Retryable != retryable || IsRetryable(err) != retryable {
-			t.Fatalf("HTTP %d: err = %v (%+v), want retryable=%v", status, err, we, retryable)
+		if !errors.As(err, &we) || we.Status != status || we.Cause != want || CauseOf(err) != want {
+			t.Fatalf("HTTP %d: err = %v (%+v), want cause %s", status, err, we, want)
 		}
 	}
-	f(http.StatusInternalServerError, true)
-	f(http.StatusServiceUnavailable, true)
-	f(http.StatusTooManyRequests, true)
-	f(http.StatusBadRequest, false)
-	f(http.StatusUnprocessableEntity, false)
-	f(http.StatusNotFound, false)
+	f(http.StatusInternalServerError, Unavailable)
+	f(http.StatusBadGateway, Unavailable)
+	f(http.StatusServiceUnavailable, Unavailable)
+	f(http.StatusTooManyRequests, Throttled)
+	f(http.StatusBadRequest, Refused)
+	f(http.StatusUnprocessableEntity, Refused)
+	f(http.StatusUnauthorized, Misconfigured)
+	f(http.StatusForbidden, Misconfigured)
+	f(http.StatusNotFound, Misconfigured)
+	f(http.StatusRequestEntityTooLarge, Misconfigured)
 
 	// No server at all: retryable.
 	srv := httptest.NewServer(http.NotFoundHandler())
@@ -63,8 +67,8 @@ func TestWriteClassifiesFailures(t *testing.T) {
 	s, _ := NewSink(testConfig(url, "db/rp"))
 	defer s.Close()
 	err := s.Write(t.Context(), []point.Point{{Measurement: "m", Fields: []point.Field{{Key: "v", Value: 1}}, Time: 1}})
-	if err == nil || !IsRetryable(err) {
-		t.Fatalf("connection refused: err = %v, want retryable", err)
+	if err == nil || CauseOf(err) != Unavailable {
+		t.Fatalf("connection refused: err = %v, want cause unavailable", err)
 	}
 	if err := s.Ping(t.Context()); err == nil {
 		t.Fatal("Ping succeeded with no server")
@@ -110,8 +114,8 @@ func TestSinkOnRealInfluxDB(t *testing.T) {
 		t.Fatalf("h3 count = %d, %v; want 500", n, err)
 	}
 
-	// A field type conflict (another writer made "state" a string field) is
-	// permanent: not worth retrying.
+	// A field type conflict (another writer made "state" a string field)
+	// refuses the point: not worth retrying.
 	raw := fmt.Sprintf("cpu,host=h0 state=\"up\" %d\n", start)
 	resp, err := http.Post(fmt.Sprintf("%s/api/v2/write?bucket=%s&precision=ns", base, bucket), "text/plain", strings.NewReader(raw))
 	if err != nil {
@@ -124,8 +128,8 @@ func TestSinkOnRealInfluxDB(t *testing.T) {
 	err = s.Write(t.Context(), []point.Point{{Measurement: "cpu", Tags: []point.Tag{{Key: "host", Value: "h0"}},
 		Fields: []point.Field{{Key: "state", Value: 1}}, Time: start + 1}})
 	var we *WriteError
-	if !errors.As(err, &we) || we.Status != http.StatusBadRequest || IsRetryable(err) {
-		t.Fatalf("type conflict: err = %v, want a permanent HTTP 400 WriteError", err)
+	if !errors.As(err, &we) || we.Status != http.StatusBadRequest || CauseOf(err) != Refused {
+		t.Fatalf("type conflict: err = %v, want a refused HTTP 400 WriteError", err)
 	}
 	t.Logf("type conflict rejected as expected: %v", err)
 }

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
@@ -122,4 +124,26 @@ func TestMainExitCodesAndVersion(t *testing.T) {
 	if code := Main(app, []string{"svc", "--version"}); code != 0 || !strings.Contains(out.String(), Version()) {
 		t.Fatalf("--version: code %d, stdout %q", code, out.String())
 	}
+}
+
+// TestReadyzAnswersWithinASecond: two dependencies hang, one ignoring its
+// context. /readyz still answers 503 naming both within a second, in
+// simulated time, and /healthz is unaffected.
+func TestReadyzAnswersWithinASecond(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		h := Handler(prometheus.NewRegistry(),
+			Check{Name: "kafka", Probe: func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }},
+			Check{Name: "influxdb", Probe: func(context.Context) error { <-release; return nil }},
+		)
+		start := time.Now()
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		took := time.Since(start)
+		close(release)
+		body := rec.Body.String()
+		if rec.Code != http.StatusServiceUnavailable || took >= time.Second || !strings.Contains(body, "kafka") || !strings.Contains(body, "influxdb: no answer") {
+			t.Fatalf("/readyz = %d %q after %s; want 503 naming both within 1 s", rec.Code, body, took)
+		}
+	})
 }

@@ -12,8 +12,11 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/urfave/cli/v2"
 
 	"github.com/metricpipe/metricpipe/shared/point"
+	"github.com/metricpipe/metricpipe/shared/retry"
+	"github.com/metricpipe/metricpipe/shared/service"
 )
 
 // Headers a dead-lettered message carries besides its original ones.
@@ -45,13 +48,23 @@ type DeadLetterReference struct {
 // letter carries: enough to recognise it.
 const referenceBytes = 1 << 10
 
+// DeadLetterFlag is the --dlq-topic flag of the services that dead-letter.
+func DeadLetterFlag() cli.Flag {
+	return &cli.StringFlag{Name: "dlq-topic", Value: DefaultDLQTopic, Usage: "dead-letter topic for messages that cannot be decoded and points InfluxDB refuses",
+		EnvVars: service.EnvVars("dlq-topic"), Category: "Kafka"}
+}
+
 // DeadLetters publishes messages that cannot be processed to the dead-letter
 // topic, unchanged, with headers naming the reason and the source position.
 // It is safe for concurrent use.
 type DeadLetters struct {
 	w          *kafka.Writer
 	service    string
+	backoff    retry.Backoff
 	references atomic.Int64
+	// OnRetry, when set, is called before a failed publish is retried
+	// (for logs and metrics); set it before the first publish.
+	OnRetry func(attempt int, delay time.Duration, err error)
 }
 
 // NewDeadLetters returns a publisher to topic; service names the publisher in
@@ -61,13 +74,13 @@ func NewDeadLetters(cfg Config, topic, service string) (*DeadLetters, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &DeadLetters{w: w, service: service}, nil
+	return &DeadLetters{w: w, service: service, backoff: retry.DefaultBackoff()}, nil
 }
 
 // Publish writes src to the dead-letter topic with reason and blocks until the
-// brokers acknowledged it, so the caller may then commit src's offset. It
-// returns an error, and the caller must not commit, when the write failed or
-// ctx was cancelled. src's bytes are copied: a write given up on when ctx
+// brokers acknowledged it, retrying failures with backoff, so the caller may
+// then commit src's offset. It returns an error, and the caller must not
+// commit, only when ctx ended first. src's bytes are copied: a write given up on when ctx
 // ends is still sent by the writer later, when src's fetch buffer may hold
 // other messages.
 //
@@ -78,7 +91,7 @@ func (d *DeadLetters) Publish(ctx context.Context, src kafka.Message, reason err
 	if int64(messageBytes(&src))+deadLetterHeaderBytes(&src, reason) > d.w.BatchBytes {
 		return d.publishReference(ctx, src, reason)
 	}
-	err := d.w.WriteMessages(ctx, d.copyOf(src, reason))
+	err := d.write(ctx, d.copyOf(src, reason))
 	if isTooLarge(err) { // the broker's limit is below ours
 		return d.publishReference(ctx, src, reason)
 	}
@@ -100,7 +113,7 @@ func (d *DeadLetters) PublishLines(ctx context.Context, lines []byte, reason err
 		{Key: HeaderError, Value: []byte(reason.Error())},
 		{Key: HeaderService, Value: []byte(d.service)},
 	}}
-	if err := d.w.WriteMessages(ctx, msg); err != nil {
+	if err := d.write(ctx, msg); err != nil {
 		return fmt.Errorf("dead-letter %d bytes of derived points to %q: %w", len(lines), d.w.Topic, err)
 	}
 	return nil
@@ -121,11 +134,23 @@ func (d *DeadLetters) publishReference(ctx context.Context, src kafka.Message, r
 		{Key: HeaderSourceOffset, Value: strconv.AppendInt(nil, src.Offset, 10)},
 		{Key: HeaderService, Value: []byte(d.service)},
 	}}
-	if err := d.w.WriteMessages(ctx, msg); err != nil {
+	if err := d.write(ctx, msg); err != nil {
 		return fmt.Errorf("dead-letter a reference to %s/%d@%d to %q: %w", src.Topic, src.Partition, src.Offset, d.w.Topic, err)
 	}
 	d.references.Add(1)
 	return nil
+}
+
+// write publishes msg, retrying until the brokers took it, ctx ends, or
+// it is too large to ever fit.
+func (d *DeadLetters) write(ctx context.Context, msg kafka.Message) error {
+	return retry.Do(ctx, d.backoff, func(ctx context.Context) error {
+		err := d.w.WriteMessages(ctx, msg)
+		if isTooLarge(err) {
+			return retry.Permanent(err)
+		}
+		return err
+	}, d.OnRetry)
 }
 
 // messageBytes is the size of m's key, value and headers.

@@ -29,9 +29,10 @@ type messageWriter interface {
 // concurrent use.
 type output struct {
 	alerts      messageWriter
-	writes      *influx.Writes
-	measurement string        // of alert events in InfluxDB
-	backoff     retry.Backoff // of alert publishes
+	writer      *influx.Writer
+	dlq         *kafkaio.DeadLetters // for what InfluxDB refuses
+	measurement string               // of alert events in InfluxDB
+	backoff     retry.Backoff        // of alert publishes
 	metrics     metrics
 	log         zerolog.Logger
 	hotLog      zerolog.Logger
@@ -116,23 +117,37 @@ func (h *handler) housekeep(now int64) {
 }
 
 // flush publishes the alert events, then writes forecasts and alerts to
-// InfluxDB, retrying until each is done or ctx ends.
+// InfluxDB, waiting while it fails (see influx.Writer) until each is done
+// or ctx ends. What InfluxDB refuses is dead-lettered, never dropped.
 func (h *handler) flush(ctx context.Context) error {
 	defer h.eng.Reset()
 	if err := h.publish(ctx, h.eng.events); err != nil {
 		return err
 	}
 	pts := h.eng.out
-	if err := h.out.write(ctx, len(pts), func(ctx context.Context) error { return h.out.writes.Sink.Write(ctx, pts) }); err != nil {
+	refused, err := h.out.writer.Write(ctx, pts)
+	if err != nil {
 		return err
 	}
-	if len(h.eng.events) > 0 {
-		h.buf = h.buf[:0]
-		for i := range h.eng.events {
-			h.buf = appendAlertLine(h.buf, h.out.measurement, &h.eng.events[i])
+	for _, r := range refused {
+		h.buf = point.AppendLine(h.buf[:0], &pts[r.Index])
+		if err := h.out.deadLetter(ctx, h.buf, r.Err); err != nil {
+			return err
 		}
-		n := len(h.eng.events)
-		if err := h.out.write(ctx, n, func(ctx context.Context) error { return h.out.writes.Sink.WriteLines(ctx, h.buf, n) }); err != nil {
+	}
+	if len(h.eng.events) == 0 {
+		return nil
+	}
+	h.buf = h.buf[:0]
+	for i := range h.eng.events {
+		h.buf = appendAlertLine(h.buf, h.out.measurement, &h.eng.events[i])
+	}
+	if refused, err = h.out.writer.WriteLines(ctx, h.buf); err != nil {
+		return err
+	}
+	for _, r := range refused {
+		line := appendAlertLine(nil, h.out.measurement, &h.eng.events[r.Index])
+		if err := h.out.deadLetter(ctx, line, r.Err); err != nil {
 			return err
 		}
 	}
@@ -175,25 +190,13 @@ func (h *handler) publish(ctx context.Context, events []alert.Event) error {
 	return nil
 }
 
-// write writes n points with w, retrying transient failures until ctx is
-// done. What InfluxDB refuses for good (a field type clash with existing
-// data, say) is dropped and counted: forecasts are derived data, and the
-// alert events already reached Kafka.
-func (o *output) write(ctx context.Context, n int, w func(context.Context) error) error {
-	if n == 0 {
-		return nil
-	}
-	start := time.Now()
-	err := o.writes.Do(ctx, w)
-	if err != nil && retry.IsPermanent(err) {
-		o.metrics.rejected.Inc()
-		o.hotLog.Warn().Err(err).Msg("influxdb refused analyzer output; dropped")
-		err = nil
-	}
-	if err != nil {
+// deadLetter publishes lines InfluxDB refused to the dead-letter topic.
+func (o *output) deadLetter(ctx context.Context, lines []byte, reason error) error {
+	o.hotLog.Warn().Err(reason).Msg("influxdb refused analyzer output; dead-lettering it")
+	if err := o.dlq.PublishLines(ctx, lines, reason); err != nil {
 		return err
 	}
-	o.metrics.writeSeconds.Observe(time.Since(start).Seconds())
+	o.metrics.refused.Inc()
 	return nil
 }
 

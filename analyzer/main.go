@@ -30,6 +30,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 	app := service.NewApp("analyzer", "forecast metric series from Kafka, score anomalies, raise alerts", stdout, stderr)
 	app.Flags = []cli.Flag{
 		&cli.StringFlag{Name: "alert-topic", Value: kafkaio.DefaultAlertTopic, Usage: "topic alert events are published to", EnvVars: env("alert-topic"), Category: "Kafka"},
+		kafkaio.DeadLetterFlag(),
 		// Alerts should leave soon after their point arrived: small batches.
 		&cli.IntFlag{Name: "batch-size", Value: 5000, Usage: "messages handled and committed together at most (a batch waits --flush-interval at most to fill)", EnvVars: env("batch-size"), Category: "Kafka"},
 		&cli.DurationFlag{Name: "flush-interval", Value: 100 * time.Millisecond, Usage: "longest a fetched message waits for its batch", EnvVars: env("flush-interval"), Category: "Kafka"},
@@ -89,6 +90,7 @@ func configFromCLI(c *cli.Context) (config, error) {
 		Influx:            ic,
 		Topic:             kafkaio.TopicSpecFromCLI(c, c.String("topic")),
 		Alerts:            kafkaio.TopicSpecFromCLI(c, c.String("alert-topic")),
+		DLQ:               kafkaio.TopicSpecFromCLI(c, c.String("dlq-topic")),
 		Analysis:          a,
 		RulesFile:         c.String("rules"),
 		RulesPoll:         c.Duration("rules-poll"),

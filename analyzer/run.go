@@ -28,6 +28,7 @@ type config struct {
 	Influx   influx.Config
 	Topic    kafkaio.TopicSpec
 	Alerts   kafkaio.TopicSpec
+	DLQ      kafkaio.TopicSpec // for forecasts and alerts InfluxDB refuses
 	Group    kafkaio.GroupConfig
 	Analysis analysis
 	// RulesFile is the YAML rule file; empty: no rules, forecasts only.
@@ -40,7 +41,7 @@ type config struct {
 
 func (c config) Validate() error {
 	errs := []error{c.Service.Validate(), c.Kafka.Validate(), c.Influx.Validate(), c.Topic.Validate(),
-		c.Alerts.Validate(), c.Group.Validate(), c.Analysis.Validate()}
+		c.Alerts.Validate(), c.DLQ.Validate(), c.Group.Validate(), c.Analysis.Validate()}
 	if c.RulesPoll <= 0 {
 		errs = append(errs, fmt.Errorf("--rules-poll %s: want > 0", c.RulesPoll))
 	}
@@ -51,11 +52,11 @@ func (c config) Validate() error {
 }
 
 type metrics struct {
-	points, undecodable, untracked, expired, rejected prometheus.Counter
-	alerts, retries                                   *prometheus.CounterVec
-	writeSeconds, publishSeconds                      prometheus.Histogram
-	series                                            *prometheus.GaugeVec
-	ruleReloads                                       prometheus.Counter
+	points, undecodable, untracked, expired, refused prometheus.Counter
+	alerts, retries                                  *prometheus.CounterVec
+	publishSeconds                                   prometheus.Histogram
+	series                                           *prometheus.GaugeVec
+	ruleReloads                                      prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) metrics {
@@ -71,19 +72,18 @@ func newMetrics(reg prometheus.Registerer) metrics {
 		undecodable: counter("undecodable_messages_total", "Messages that could not be decoded (the consumer dead-letters them)."),
 		untracked:   counter("points_untracked_total", "Field values not analyzed because --max-series series were tracked."),
 		expired:     counter("series_expired_total", "Series forgotten after --series-idle-timeout without a point."),
-		rejected:    counter("writes_rejected_total", "InfluxDB writes of forecasts or alerts refused for good and dropped."),
+		refused:     counter("points_dead_lettered_total", "Forecasts and alert events InfluxDB refused, dead-lettered as line protocol with the reason."),
 		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "metricpipe_analyzer_alerts_total",
 			Help: "Alert events published, by state and severity."}, []string{"state", "severity"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "metricpipe_analyzer_retries_total",
-			Help: "Writes retried after a transient failure, by target (kafka, influxdb)."}, []string{"target"}),
-		writeSeconds:   latency("write_seconds", "Latency of one InfluxDB write, retries included."),
+			Help: "Kafka publishes retried after a failure, by target (kafka: alert events; dlq: dead letters); InfluxDB writes count in write_retries_total."}, []string{"target"}),
 		publishSeconds: latency("publish_seconds", "Latency of publishing one batch of alert events, retries included."),
 		series: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "metricpipe_analyzer_series_tracked",
 			Help: "Series-fields analyzed, per partition."}, []string{"partition"}),
 		ruleReloads: counter("rule_reloads_total", "Changed rule files loaded after the start (invalid ones are logged and ignored)."),
 	}
-	reg.MustRegister(m.points, m.undecodable, m.untracked, m.expired, m.rejected, m.alerts, m.retries,
-		m.writeSeconds, m.publishSeconds, m.series, m.ruleReloads)
+	reg.MustRegister(m.points, m.undecodable, m.untracked, m.expired, m.refused, m.alerts, m.retries,
+		m.publishSeconds, m.series, m.ruleReloads)
 	return m
 }
 
@@ -120,18 +120,25 @@ func run(ctx context.Context, cfg config, log zerolog.Logger, reg *prometheus.Re
 		return err
 	}
 	defer sink.Close()
-	writes := &influx.Writes{Sink: sink, Backoff: retry.DefaultBackoff(), OnRetry: func(attempt int, delay time.Duration, err error) {
-		m.retries.WithLabelValues("influxdb").Inc()
-		log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", delay).Msg("influxdb write failed; retrying")
-	}}
-	out := &output{writes: writes, measurement: cfg.AlertsMeasurement, backoff: retry.DefaultBackoff(), metrics: m, log: log,
+	writer := influx.NewWriter(sink, log, reg, "analyzer")
+	out := &output{writer: writer, measurement: cfg.AlertsMeasurement, backoff: retry.DefaultBackoff(), metrics: m, log: log,
 		// Per-point warnings are sampled; the counters carry the totals.
 		hotLog: log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Second})}
-	checks := []service.Check{{Name: "kafka", Probe: admin.Ping}, writes.Check()}
+	checks := []service.Check{{Name: "kafka", Probe: admin.Ping}, writer.Check()}
 	return service.Run(ctx, log, cfg.Service.HTTPAddr, reg, checks, func(ctx context.Context) error {
-		if err := admin.EnsureTopics(ctx, cfg.Topic, cfg.Alerts); err != nil {
+		if err := admin.EnsureTopics(ctx, cfg.Topic, cfg.Alerts, cfg.DLQ); err != nil {
 			return err
 		}
+		dlq, err := kafkaio.NewDeadLetters(cfg.Kafka, cfg.DLQ.Name, "analyzer")
+		if err != nil {
+			return err
+		}
+		defer dlq.Close()
+		dlq.OnRetry = func(attempt int, delay time.Duration, err error) {
+			m.retries.WithLabelValues("dlq").Inc()
+			log.Warn().Err(err).Int("attempt", attempt).Str("retry_in", delay.String()).Msg("dead-letter publish failed; retrying")
+		}
+		out.dlq = dlq
 		w, err := kafkaio.NewWriter(cfg.Kafka, cfg.Alerts.Name, kafkaio.WriterOptions{})
 		if err != nil {
 			return err
@@ -143,7 +150,7 @@ func run(ctx context.Context, cfg config, log zerolog.Logger, reg *prometheus.Re
 			return err
 		}
 		defer gc.Close()
-		log.Info().Str("topic", cfg.Group.Topic).Str("group", cfg.Group.Group).Str("bucket", sink.Bucket()).Msg("analyzing")
+		log.Info().Str("topic", cfg.Group.Topic).Str("group", cfg.Group.Group).Str("bucket", writer.Bucket()).Msg("analyzing")
 		g, ctx := errgroup.WithContext(ctx)
 		if watcher != nil {
 			g.Go(func() error { return watcher.Run(ctx, reload) })

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -14,15 +16,14 @@ import (
 	"github.com/metricpipe/metricpipe/shared/kafkaio"
 	"github.com/metricpipe/metricpipe/shared/movavg"
 	"github.com/metricpipe/metricpipe/shared/point"
-	"github.com/metricpipe/metricpipe/shared/retry"
 )
 
 // output is where every partition's handler writes: InfluxDB, and the
-// dead-letter topic for what cannot be written. Safe for concurrent use.
+// dead-letter topic for what InfluxDB refuses or cannot be decoded. Safe
+// for concurrent use.
 type output struct {
-	writes  *influx.Writes
+	writer  *influx.Writer
 	dlq     *kafkaio.DeadLetters
-	backoff retry.Backoff // of dead-letter publishes
 	metrics metrics
 	log     zerolog.Logger
 	hotLog  zerolog.Logger
@@ -197,82 +198,106 @@ func (h *handler) Idle(ctx context.Context) error {
 // rollup window still open: a restart replays from there and rebuilds it.
 func (h *handler) HeldFrom() (int64, bool) { return h.stage.OldestOpen() }
 
-// writeRaw writes the batch's points with their moving averages. When
-// InfluxDB refuses the batch for good (a field type conflict, say), it
-// writes the raw points message by message to find the ones responsible,
-// dead-letters those, and writes the moving averages of the others apart.
+// writeRaw writes the batch's points with their moving averages. A point
+// InfluxDB refuses (influx.Writer isolates it) is tried again without its
+// averages: if InfluxDB takes it so, only its averages are dead-lettered;
+// if not, its message is, naming the refused points. A sink that fails
+// holds the batch (see influx.Writer): nothing is dead-lettered for it.
 func (h *handler) writeRaw(ctx context.Context, batch []kafka.Message) error {
-	err := h.out.write(ctx, h.lines)
-	if err == nil {
-		h.out.metrics.pointsWritten.Add(float64(len(h.pts)))
-		return nil
-	}
-	if !retry.IsPermanent(err) {
+	refused, err := h.out.writer.Write(ctx, h.lines)
+	if err != nil {
 		return err
 	}
-	h.out.log.Warn().Err(err).Int("messages", len(h.spans)).Msg("batch rejected; writing message by message to isolate the bad points")
-	var averages []point.Point
-	for _, s := range h.spans {
-		err := h.out.write(ctx, h.pts[s.from:s.to])
-		switch {
-		case err == nil:
-			h.out.metrics.pointsWritten.Add(float64(s.to - s.from))
-			for i := s.from; i < s.to; i++ {
-				if extra := h.lines[i].Fields[len(h.pts[i].Fields):]; len(extra) > 0 {
-					p := h.pts[i]
-					p.Fields = extra
-					averages = append(averages, p)
-				}
-			}
-		case retry.IsPermanent(err):
-			err = h.out.deadLetter(ctx, &batch[s.msg], "rejected", err)
+	h.out.metrics.pointsWritten.Add(float64(len(h.lines) - len(refused)))
+	if len(refused) == 0 {
+		return nil
+	}
+	var retried []point.Point // refused points that carried averages, without them
+	var origin []int          // index in refused of each retried point
+	for i, r := range refused {
+		if len(h.lines[r.Index].Fields) > len(h.pts[r.Index].Fields) {
+			retried = append(retried, h.pts[r.Index])
+			origin = append(origin, i)
 		}
-		if err != nil {
+	}
+	again, err := h.out.writer.Write(ctx, retried)
+	if err != nil {
+		return err
+	}
+	bad := make([]bool, len(refused)) // the point itself was refused
+	for i := range refused {
+		bad[i] = true
+	}
+	for i, j := 0, 0; i < len(retried); i++ {
+		if j < len(again) && again[j].Index == i {
+			j++
+			continue
+		}
+		r := refused[origin[i]]
+		bad[origin[i]] = false
+		h.out.metrics.pointsWritten.Inc()
+		avg := h.pts[r.Index]
+		avg.Fields = h.lines[r.Index].Fields[len(avg.Fields):]
+		if err := h.out.deadLetterDerived(ctx, &avg, r.Err); err != nil {
 			return err
 		}
 	}
-	return h.out.writeDerived(ctx, averages)
+	// The refused points of each message, in batch order.
+	for i := 0; i < len(refused); {
+		s := h.spanOf(refused[i].Index)
+		var reasons []error
+		for ; i < len(refused) && refused[i].Index < s.to; i++ {
+			if bad[i] {
+				reasons = append(reasons, fmt.Errorf("point %d of %d: %w", refused[i].Index-s.from+1, s.to-s.from, refused[i].Err))
+			}
+		}
+		if len(reasons) > 0 {
+			if err := h.out.deadLetter(ctx, &batch[s.msg], "rejected", errors.Join(reasons...)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
-// writeDerived writes the stage's output. Derived points belong to no single
-// message, so one InfluxDB refuses for good cannot be dead-lettered: the
-// batch is retried point by point and the refused ones are counted and
-// logged.
+// spanOf returns the span of the message point i was decoded from.
+func (h *handler) spanOf(i int) span {
+	k, _ := slices.BinarySearchFunc(h.spans, i, func(s span, i int) int {
+		if s.to <= i {
+			return -1
+		}
+		if s.from > i {
+			return 1
+		}
+		return 0
+	})
+	return h.spans[k]
+}
+
+// writeDerived writes the stage's output. A derived point belongs to no
+// single message: one InfluxDB refuses is dead-lettered as line protocol
+// with its reason.
 func (o *output) writeDerived(ctx context.Context, pts []point.Point) error {
-	err := o.write(ctx, pts)
-	if err == nil {
-		o.metrics.derivedWritten.Add(float64(len(pts)))
-		return nil
-	}
-	if !retry.IsPermanent(err) {
+	refused, err := o.writer.Write(ctx, pts)
+	if err != nil {
 		return err
 	}
-	for i := range pts {
-		err := o.write(ctx, pts[i:i+1])
-		switch {
-		case err == nil:
-			o.metrics.derivedWritten.Inc()
-		case retry.IsPermanent(err):
-			o.metrics.derivedDropped.Inc()
-			o.hotLog.Warn().Err(err).Str("measurement", pts[i].Measurement).Msg("derived point rejected; dropped")
-		default:
+	o.metrics.derivedWritten.Add(float64(len(pts) - len(refused)))
+	for _, r := range refused {
+		if err := o.deadLetterDerived(ctx, &pts[r.Index], r.Err); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// write writes pts, retrying transient failures until ctx is done. A
-// permanent rejection comes back marked retry.Permanent.
-func (o *output) write(ctx context.Context, pts []point.Point) error {
-	if len(pts) == 0 {
-		return nil
-	}
-	start := time.Now()
-	if err := o.writes.Do(ctx, func(ctx context.Context) error { return o.writes.Sink.Write(ctx, pts) }); err != nil {
+// deadLetterDerived dead-letters a derived point InfluxDB refused.
+func (o *output) deadLetterDerived(ctx context.Context, p *point.Point, reason error) error {
+	o.hotLog.Warn().Err(reason).Str("measurement", p.Measurement).Msg("influxdb refused a derived point; dead-lettering it")
+	if err := o.dlq.PublishLines(ctx, point.AppendLine(nil, p), reason); err != nil {
 		return err
 	}
-	o.metrics.writeSeconds.Observe(time.Since(start).Seconds())
+	o.metrics.derivedRefused.Inc()
 	return nil
 }
 
@@ -280,13 +305,8 @@ func (o *output) write(ctx context.Context, pts []point.Point) error {
 // topic took it: the message's offset must not be committed before that.
 func (o *output) deadLetter(ctx context.Context, m *kafka.Message, kind string, reason error) error {
 	o.hotLog.Warn().Err(reason).Str("topic", m.Topic).Int("partition", m.Partition).Int64("offset", m.Offset).Str("reason", kind).Msg("dead-lettering message")
-	err := retry.Do(ctx, o.backoff, func(ctx context.Context) error {
-		return o.dlq.Publish(ctx, *m, reason)
-	}, func(attempt int, delay time.Duration, err error) {
-		o.log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", delay).Msg("dead-letter publish failed; retrying")
-	})
-	if err != nil {
-		return fmt.Errorf("dead-letter: %w", err)
+	if err := o.dlq.Publish(ctx, *m, reason); err != nil {
+		return err
 	}
 	o.metrics.deadLettered.WithLabelValues(kind).Inc()
 	return nil

@@ -22,7 +22,7 @@ func main() {
 func newApp(stdout, stderr io.Writer) *cli.App {
 	app := service.NewApp("consumer", "write metric points from Kafka to InfluxDB", stdout, stderr)
 	app.Flags = append(app.Flags,
-		&cli.StringFlag{Name: "dlq-topic", Value: kafkaio.DefaultDLQTopic, Usage: "dead-letter topic for messages that cannot be decoded or written", EnvVars: service.EnvVars("dlq-topic"), Category: "Kafka"},
+		kafkaio.DeadLetterFlag(),
 	)
 	app.Flags = append(app.Flags, kafkaio.TopicFlags()...)
 	app.Flags = append(app.Flags, kafkaio.GroupFlags(kafkaio.DefaultConsumerGroup)...)

@@ -12,7 +12,6 @@ import (
 	"github.com/metricpipe/metricpipe/shared/influx"
 	"github.com/metricpipe/metricpipe/shared/kafkaio"
 	"github.com/metricpipe/metricpipe/shared/movavg"
-	"github.com/metricpipe/metricpipe/shared/retry"
 	"github.com/metricpipe/metricpipe/shared/service"
 )
 
@@ -40,11 +39,9 @@ func (c config) Validate() error {
 type metrics struct {
 	pointsIn, pointsWritten, derivedWritten prometheus.Counter
 	deadLettered                            *prometheus.CounterVec
-	retries                                 prometheus.Counter
-	writeSeconds                            prometheus.Histogram
 	series                                  *prometheus.GaugeVec
 	untracked, droppedLate, expired, future prometheus.Counter
-	derivedDropped                          prometheus.Counter
+	derivedRefused                          prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) metrics {
@@ -57,19 +54,16 @@ func newMetrics(reg prometheus.Registerer) metrics {
 		derivedWritten: counter("derived_points_written_total", "Moving-average and rollup points accepted by InfluxDB."),
 		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "metricpipe_consumer_dead_lettered_total",
 			Help: "Messages sent to the dead-letter topic, by reason (decode, rejected)."}, []string{"reason"}),
-		retries: counter("write_retries_total", "InfluxDB writes retried after a transient failure."),
-		writeSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "metricpipe_consumer_write_seconds",
-			Help: "Latency of one batch write to InfluxDB, retries included.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}),
 		series: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "metricpipe_consumer_series_tracked",
 			Help: "Series-fields whose moving averages and rollups are tracked, per partition."}, []string{"partition"}),
 		untracked:      counter("points_untracked_total", "Points written raw only because --max-series series-fields were tracked."),
 		droppedLate:    counter("points_dropped_late_total", "Points too late for their rollup window (still written raw and averaged)."),
 		expired:        counter("series_expired_total", "Series-field states dropped after --series-idle-timeout."),
 		future:         counter("points_future_total", "Points stamped beyond --max-future ahead of their message, kept out of the stage."),
-		derivedDropped: counter("derived_points_rejected_total", "Derived points InfluxDB rejected for good (a field type conflict)."),
+		derivedRefused: counter("derived_points_rejected_total", "Derived points InfluxDB refused (a field type conflict, say), dead-lettered as line protocol."),
 	}
-	reg.MustRegister(m.pointsIn, m.pointsWritten, m.derivedWritten, m.deadLettered, m.retries, m.writeSeconds,
-		m.series, m.untracked, m.droppedLate, m.expired, m.future, m.derivedDropped)
+	reg.MustRegister(m.pointsIn, m.pointsWritten, m.derivedWritten, m.deadLettered,
+		m.series, m.untracked, m.droppedLate, m.expired, m.future, m.derivedRefused)
 	return m
 }
 
@@ -85,14 +79,11 @@ func run(ctx context.Context, cfg config, log zerolog.Logger, reg *prometheus.Re
 	}
 	defer sink.Close()
 	m := newMetrics(reg)
-	writes := &influx.Writes{Sink: sink, Backoff: retry.DefaultBackoff(), OnRetry: func(attempt int, delay time.Duration, err error) {
-		m.retries.Inc()
-		log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", delay).Msg("influxdb write failed; retrying")
-	}}
-	out := &output{writes: writes, backoff: retry.DefaultBackoff(), metrics: m, log: log,
+	writer := influx.NewWriter(sink, log, reg, "consumer")
+	out := &output{writer: writer, metrics: m, log: log,
 		// Per-message warnings are sampled; the counters carry the totals.
 		hotLog: log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Second})}
-	checks := []service.Check{{Name: "kafka", Probe: admin.Ping}, writes.Check()}
+	checks := []service.Check{{Name: "kafka", Probe: admin.Ping}, writer.Check()}
 	return service.Run(ctx, log, cfg.Service.HTTPAddr, reg, checks, func(ctx context.Context) error {
 		if err := admin.EnsureTopics(ctx, cfg.Topic, cfg.DLQ); err != nil {
 			return err
@@ -102,13 +93,16 @@ func run(ctx context.Context, cfg config, log zerolog.Logger, reg *prometheus.Re
 			return err
 		}
 		defer dlq.Close()
+		dlq.OnRetry = func(attempt int, delay time.Duration, err error) {
+			log.Warn().Err(err).Int("attempt", attempt).Str("retry_in", delay.String()).Msg("dead-letter publish failed; retrying")
+		}
 		out.dlq = dlq
 		gc, err := kafkaio.NewGroupConsumer(cfg.Kafka, cfg.Group, log, reg)
 		if err != nil {
 			return err
 		}
 		defer gc.Close()
-		log.Info().Str("topic", cfg.Group.Topic).Str("group", cfg.Group.Group).Str("bucket", sink.Bucket()).Msg("consuming")
+		log.Info().Str("topic", cfg.Group.Topic).Str("group", cfg.Group.Group).Str("bucket", writer.Bucket()).Msg("consuming")
 		return gc.Run(ctx, func(partition int) (kafkaio.Handler, error) {
 			return newHandler(out, cfg.Stage, cfg.MaxFuture, partition)
 		})

@@ -315,7 +315,7 @@ func TestAnalyzerCommitsOnlyWhatItWrote(t *testing.T) {
 		t.Fatalf("producer: %v\n%s", err, p.Output())
 	}
 	testbed.Eventually(t, 30*time.Second, "the analyzer retrying its writes", func() (bool, string) {
-		return strings.Contains(a.Output(), "influxdb write failed; retrying") && ready(addr) == 503, "not yet"
+		return strings.Contains(a.Output(), "influxdb writes failing; holding the stream") && ready(addr) == 503, "not yet"
 	})
 	committed, err := b.admin.CommittedOffsets(t.Context(), b.topic+"-a", b.topic)
 	if err != nil {

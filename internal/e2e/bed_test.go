@@ -25,6 +25,8 @@ type bed struct {
 	db        string
 	bucket    string
 	admin     *kafkaio.Admin
+	// ownInfluxDir is the test bed state of the InfluxDB ownInflux started.
+	ownInfluxDir string
 }
 
 func newBed(t *testing.T, prefix string) *bed {
@@ -53,7 +55,8 @@ func (b *bed) ownInflux() (stop, start func()) {
 	script := testbed.Script(t)
 	addr := testbed.FreeAddr(t)
 	port := addr[strings.LastIndexByte(addr, ':')+1:]
-	env := append(os.Environ(), "METRICPIPE_TESTBED_DIR="+filepath.Join(t.TempDir(), "testbed"), "METRICPIPE_TESTBED_INFLUX_PORT="+port)
+	b.ownInfluxDir = filepath.Join(t.TempDir(), "testbed")
+	env := append(os.Environ(), "METRICPIPE_TESTBED_DIR="+b.ownInfluxDir, "METRICPIPE_TESTBED_INFLUX_PORT="+port)
 	run := func(args ...string) {
 		t.Helper()
 		cmd := exec.Command(script, append([]string{"influx"}, args...)...)

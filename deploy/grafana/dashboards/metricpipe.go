@@ -161,7 +161,7 @@ func alertAnnotation(name, state, color string) annotation {
 // interval; histograms are summed by le across instances before the
 // quantile.
 func quantile(q, histogram string) string {
-	return `histogram_quantile(` + q + `, sum by (le) (rate(` + histogram + `_bucket[$__rate_interval])))`
+	return `histogram_quantile(` + q + `, sum by (service, le) (rate(` + histogram + `_bucket[$__rate_interval])))`
 }
 
 func rate(counter string) string {
@@ -249,12 +249,10 @@ func metricpipe() dashboard {
 		"short",
 		promTarget("A", `sum by (group) (metricpipe_kafka_consumer_lag)`, "{{group}}")))
 	l.place(8, 8, timeseries("InfluxDB write latency",
-		"One batch write to InfluxDB, retries included: consumer and analyzer, median and 99th percentile.",
+		"One write request to InfluxDB, retries included: consumer and analyzer, median and 99th percentile.",
 		"s",
-		promTarget("A", quantile("0.5", "metricpipe_consumer_write_seconds"), "consumer p50"),
-		promTarget("B", quantile("0.99", "metricpipe_consumer_write_seconds"), "consumer p99"),
-		promTarget("C", quantile("0.5", "metricpipe_analyzer_write_seconds"), "analyzer p50"),
-		promTarget("D", quantile("0.99", "metricpipe_analyzer_write_seconds"), "analyzer p99")))
+		promTarget("A", quantile("0.5", "metricpipe_influx_write_seconds"), "{{service}} p50"),
+		promTarget("B", quantile("0.99", "metricpipe_influx_write_seconds"), "{{service}} p99")))
 	l.place(8, 8, timeseries("Dead letters per second",
 		"Messages the consumer sent to the dead-letter topic, by reason: decode (not a valid point) or rejected (InfluxDB refused it for good).",
 		"short",
@@ -265,10 +263,10 @@ func metricpipe() dashboard {
 		promTarget("A", `sum by (state, severity) (rate(metricpipe_analyzer_alerts_total[$__rate_interval]))`, "{{state}} {{severity}}"))
 	l.place(8, 8, alertRate)
 	l.place(12, 8, timeseries("Retries and failures per second",
-		"Anything above zero here is the pipeline working around trouble: InfluxDB write retries, failed offset commits, points the producer could not deliver or dropped.",
+		"Anything above zero here is the pipeline working around trouble: InfluxDB write retries by cause (unavailable, throttled, misconfigured: see /readyz for the fix), failed offset commits, points the producer could not deliver or dropped.",
 		"short",
-		promTarget("A", rate("metricpipe_consumer_write_retries_total"), "consumer write retries"),
-		promTarget("B", `sum by (target) (rate(metricpipe_analyzer_retries_total[$__rate_interval]))`, "analyzer retries ({{target}})"),
+		promTarget("A", `sum by (service, cause) (rate(metricpipe_influx_write_retries_total[$__rate_interval]))`, "{{service}} InfluxDB retries ({{cause}})"),
+		promTarget("F", `sum by (target) (rate(metricpipe_analyzer_retries_total[$__rate_interval]))`, "analyzer Kafka retries ({{target}})"),
 		promTarget("C", `sum by (group) (rate(metricpipe_kafka_commit_errors_total[$__rate_interval]))`, "commit errors ({{group}})"),
 		promTarget("D", rate("metricpipe_producer_points_failed_total"), "producer failed"),
 		promTarget("E", rate("metricpipe_producer_points_dropped_total"), "producer dropped")))

@@ -129,14 +129,15 @@ func (h *handler) flush(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, r := range refused {
-		h.buf = point.AppendLine(h.buf[:0], &pts[r.Index])
-		if err := h.out.deadLetter(ctx, h.buf, r.Err); err != nil {
-			return err
+	err = influx.Runs(refused, func(run []influx.Refusal) error {
+		h.buf = h.buf[:0]
+		for _, r := range run {
+			h.buf = point.AppendLine(h.buf, &pts[r.Index])
 		}
-	}
-	if len(h.eng.events) == 0 {
-		return nil
+		return h.out.deadLetter(ctx, h.buf, len(run), run[0].Err)
+	})
+	if err != nil || len(h.eng.events) == 0 {
+		return err
 	}
 	h.buf = h.buf[:0]
 	for i := range h.eng.events {
@@ -145,13 +146,13 @@ func (h *handler) flush(ctx context.Context) error {
 	if refused, err = h.out.writer.WriteLines(ctx, h.buf); err != nil {
 		return err
 	}
-	for _, r := range refused {
-		line := appendAlertLine(nil, h.out.measurement, &h.eng.events[r.Index])
-		if err := h.out.deadLetter(ctx, line, r.Err); err != nil {
-			return err
+	return influx.Runs(refused, func(run []influx.Refusal) error {
+		var lines []byte
+		for _, r := range run {
+			lines = appendAlertLine(lines, h.out.measurement, &h.eng.events[r.Index])
 		}
-	}
-	return nil
+		return h.out.deadLetter(ctx, lines, len(run), run[0].Err)
+	})
 }
 
 // publish sends events to the alert topic keyed by fingerprint, so every
@@ -190,13 +191,14 @@ func (h *handler) publish(ctx context.Context, events []alert.Event) error {
 	return nil
 }
 
-// deadLetter publishes lines InfluxDB refused to the dead-letter topic.
-func (o *output) deadLetter(ctx context.Context, lines []byte, reason error) error {
-	o.hotLog.Warn().Err(reason).Msg("influxdb refused analyzer output; dead-lettering it")
+// deadLetter publishes n lines InfluxDB refused for one reason to the
+// dead-letter topic, as one message.
+func (o *output) deadLetter(ctx context.Context, lines []byte, n int, reason error) error {
+	o.hotLog.Warn().Err(reason).Int("points", n).Msg("influxdb refused analyzer output; dead-lettering it")
 	if err := o.dlq.PublishLines(ctx, lines, reason); err != nil {
 		return err
 	}
-	o.metrics.refused.Inc()
+	o.metrics.refused.Add(float64(n))
 	return nil
 }
 

@@ -238,7 +238,7 @@ func (h *handler) writeRaw(ctx context.Context, batch []kafka.Message) error {
 		h.out.metrics.pointsWritten.Inc()
 		avg := h.pts[r.Index]
 		avg.Fields = h.lines[r.Index].Fields[len(avg.Fields):]
-		if err := h.out.deadLetterDerived(ctx, &avg, r.Err); err != nil {
+		if err := h.out.deadLetterDerived(ctx, []point.Point{avg}, r.Err); err != nil {
 			return err
 		}
 	}
@@ -283,21 +283,23 @@ func (o *output) writeDerived(ctx context.Context, pts []point.Point) error {
 		return err
 	}
 	o.metrics.derivedWritten.Add(float64(len(pts) - len(refused)))
-	for _, r := range refused {
-		if err := o.deadLetterDerived(ctx, &pts[r.Index], r.Err); err != nil {
-			return err
+	return influx.Runs(refused, func(run []influx.Refusal) error {
+		refusedPts := make([]point.Point, len(run))
+		for i, r := range run {
+			refusedPts[i] = pts[r.Index]
 		}
-	}
-	return nil
+		return o.deadLetterDerived(ctx, refusedPts, run[0].Err)
+	})
 }
 
-// deadLetterDerived dead-letters a derived point InfluxDB refused.
-func (o *output) deadLetterDerived(ctx context.Context, p *point.Point, reason error) error {
-	o.hotLog.Warn().Err(reason).Str("measurement", p.Measurement).Msg("influxdb refused a derived point; dead-lettering it")
-	if err := o.dlq.PublishLines(ctx, point.AppendLine(nil, p), reason); err != nil {
+// deadLetterDerived dead-letters derived points InfluxDB refused for one
+// reason, as one message.
+func (o *output) deadLetterDerived(ctx context.Context, pts []point.Point, reason error) error {
+	o.hotLog.Warn().Err(reason).Int("points", len(pts)).Msg("influxdb refused derived points; dead-lettering them")
+	if err := o.dlq.PublishLines(ctx, point.AppendLines(nil, pts), reason); err != nil {
 		return err
 	}
-	o.metrics.derivedRefused.Inc()
+	o.metrics.derivedRefused.Add(float64(len(pts)))
 	return nil
 }
 

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,7 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/metricpipe/metricpipe/internal/testbed"
+	"github.com/metricpipe/metricpipe/shared/kafkaio"
 )
 
 // TestMisconfiguredBucketLosesNothing: both services are pointed at a
@@ -40,22 +44,25 @@ func TestMisconfiguredBucketLosesNothing(t *testing.T) {
 			return code == http.StatusServiceUnavailable && strings.Contains(body, "not found") && strings.Contains(body, b.db), body
 		})
 	}
-	// Long enough for the old code to dead-letter and commit everything.
-	time.Sleep(5 * time.Second)
-	if n := b.topicMessages(b.topic + "-dlq"); n != 0 {
-		t.Fatalf("%d messages dead-lettered because the bucket is missing; want 0", n)
-	}
-	for _, g := range []string{"-c", "-a"} {
-		committed, err := b.admin.CommittedOffsets(t.Context(), b.topic+g, b.topic)
-		if err != nil {
-			t.Fatal(err)
+	// Five seconds were enough for the old code to dead-letter and commit
+	// everything.
+	consistently(t, 5*time.Second, "nothing dead-lettered or committed without a database", func() string {
+		if n := b.topicMessages(b.topic + "-dlq"); n != 0 {
+			return fmt.Sprintf("%d messages dead-lettered because the bucket is missing", n)
 		}
-		for part, off := range committed {
-			if off > 0 {
-				t.Fatalf("group %s committed partition %d to %d with no database to write to", b.topic+g, part, off)
+		for _, g := range []string{"-c", "-a"} {
+			committed, err := b.admin.CommittedOffsets(t.Context(), b.topic+g, b.topic)
+			if err != nil {
+				return err.Error()
+			}
+			for part, off := range committed {
+				if off > 0 {
+					return fmt.Sprintf("group %s committed partition %d to %d", b.topic+g, part, off)
+				}
 			}
 		}
-	}
+		return ""
+	})
 	fixed := time.Now()
 	testbed.CreateDatabase(t, b.influxURL, b.db)
 	b.waitCount("synthetic", "value", points, time.Minute)
@@ -149,6 +156,17 @@ func TestFrozenInfluxKeepsHealthHonest(t *testing.T) {
 	stopGracefully(t, a)
 }
 
+// consistently checks every 200 ms for d that violated returns "", and
+// fails the test with what it returned otherwise.
+func consistently(t *testing.T, d time.Duration, what string, violated func() string) {
+	t.Helper()
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		if v := violated(); v != "" {
+			t.Fatalf("%s: %s", what, v)
+		}
+	}
+}
+
 // readyz returns the status and body of a service's /readyz.
 func readyz(addr string) (int, string) { return get1s(addr, "/readyz") }
 
@@ -213,4 +231,50 @@ func (b *bed) ownInfluxPID() int {
 		b.t.Fatal(err)
 	}
 	return pid
+}
+
+// TestAnalyzerDeadLettersRefusedOutput: another writer made the forecast
+// field a string, so InfluxDB refuses every forecast the analyzer writes.
+// They are dead-lettered as line protocol, every one, and the stream moves
+// on: nothing is dropped silently.
+func TestAnalyzerDeadLettersRefusedOutput(t *testing.T) {
+	const points, series = 2000, 100
+	b := newBed(t, "refused")
+	resp, err := http.Post(b.influxURL+"/api/v2/write?bucket="+b.bucket, "text/plain",
+		strings.NewReader(fmt.Sprintf("synthetic,series=x value_forecast=\"text\" %d", time.Now().UnixNano())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	rulesFile := filepath.Join(t.TempDir(), "rules.yaml")
+	writeFile(t, rulesFile, "rules: []\n")
+	addr := testbed.FreeAddr(t)
+	a := b.analyzer("a", rulesFile, addr, "--dlq-topic", b.topic+"-dlq")
+	if err := b.produce(points).Wait(time.Minute); err != nil {
+		t.Fatalf("producer: %v", err)
+	}
+	b.waitCommitted(b.topic+"-a", time.Minute)
+	want := float64(points - 2*series) // every point but each series' first two has a forecast
+	if got := metricSum(addr, "metricpipe_analyzer_points_dead_lettered_total"); got != want {
+		t.Fatalf("analyzer dead-lettered %.0f points, want %.0f", got, want)
+	}
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{b.brokers}, Topic: b.topic + "-dlq", GroupID: b.topic + "-reader",
+		StartOffset: kafka.FirstOffset, MaxWait: 500 * time.Millisecond})
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	var lines int
+	for lines < int(want) {
+		m, err := r.ReadMessage(ctx)
+		if err != nil {
+			t.Fatalf("after %d dead-lettered lines: %v", lines, err)
+		}
+		if !strings.Contains(kafkaio.HeaderValue(&m, kafkaio.HeaderError), "field type conflict") ||
+			kafkaio.HeaderValue(&m, kafkaio.HeaderService) != "analyzer" {
+			t.Fatalf("dead letter without its reason: headers %v", m.Headers)
+		}
+		lines += strings.Count(string(m.Value), "value_forecast=")
+	}
+	t.Logf("forecasts InfluxDB refused: all %d dead-lettered with the reason, offsets committed to the end", lines)
+	stopGracefully(t, a)
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -151,9 +152,11 @@ func (w *Writer) isolate(ctx context.Context, lo, hi int, write func(ctx context
 		return nil
 	case CauseOf(err) != Refused:
 		return err
-	case hi-lo == 1:
-		w.m.refused.Inc()
-		*refused = append(*refused, Refusal{Index: lo, Err: err})
+	case hi-lo == 1 || droppedAll(err, hi-lo):
+		w.m.refused.Add(float64(hi - lo))
+		for i := lo; i < hi; i++ {
+			*refused = append(*refused, Refusal{Index: i, Err: err})
+		}
 		return nil
 	}
 	mid := lo + (hi-lo)/2
@@ -161,6 +164,41 @@ func (w *Writer) isolate(ctx context.Context, lo, hi int, write func(ctx context
 		return err
 	}
 	return w.isolate(ctx, mid, hi, write, refused)
+}
+
+// droppedAll reports whether err is a partial write that dropped all n
+// points ("… dropped=n", as 1.8 and 2.x say): then every point is refused
+// for the same reason, and bisecting would cost 2n requests to learn it.
+func droppedAll(err error, n int) bool {
+	msg := err.Error()
+	i := strings.LastIndex(msg, "dropped=")
+	if i < 0 {
+		return false
+	}
+	digits := msg[i+len("dropped="):]
+	end := 0
+	for end < len(digits) && digits[end] >= '0' && digits[end] <= '9' {
+		end++
+	}
+	dropped, perr := strconv.Atoi(digits[:end])
+	return perr == nil && dropped == n
+}
+
+// Runs calls fn with each run of refusals that share one error (a batch
+// InfluxDB refused whole), so that each run can be dead-lettered as one
+// message; it stops at fn's first error.
+func Runs(refused []Refusal, fn func(run []Refusal) error) error {
+	for len(refused) > 0 {
+		n := 1
+		for n < len(refused) && refused[n].Err == refused[0].Err {
+			n++
+		}
+		if err := fn(refused[:n]); err != nil {
+			return err
+		}
+		refused = refused[n:]
+	}
+	return nil
 }
 
 // do runs one write request until InfluxDB answers it with success or a

@@ -109,10 +109,29 @@ func TestWriterIsolatesRefusedPoints(t *testing.T) {
 	f(3, "bad0", "b", "c", "d", "bad4", "bad5", "g")
 	f(100, "bad0", "bad1", "bad2", "bad3")
 
+	// A batch refused whole ("dropped=n" for all n points) is refused in
+	// one request, as one run.
+	requests := 0
+	whole := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests++
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, `{"code":"invalid","message":"partial write: field type conflict dropped=%d"}`, strings.Count(string(body), "\n"))
+	}))
+	defer whole.Close()
+	w, _ := newTestWriter(t, whole.URL, "db/rp", 100)
+	refused, err := w.Write(t.Context(), pointsNamed("a", "b", "c", "d", "e"))
+	var runs int
+	_ = Runs(refused, func(run []Refusal) error { runs++; return nil })
+	if err != nil || len(refused) != 5 || requests != 1 || runs != 1 {
+		t.Fatalf("whole batch refused: %d refusals in %d runs, %d requests, %v; want 5 in 1 run, 1 request", len(refused), runs, requests, err)
+	}
+
 	// Lines as well as points.
 	clear(accepted)
-	w, _ := newTestWriter(t, srv.URL, "db/rp", 100)
-	refused, err := w.WriteLines(t.Context(), []byte("a v=1 1\nbad1 v=1 1\nc v=\"s\" 1\n"))
+	w, _ = newTestWriter(t, srv.URL, "db/rp", 100)
+	refused, err = w.WriteLines(t.Context(), []byte("a v=1 1\nbad1 v=1 1\nc v=\"s\" 1\n"))
 	if err != nil || len(refused) != 1 || refused[0].Index != 1 || !accepted["a"] || !accepted["c"] {
 		t.Fatalf("WriteLines: refused %v, %v; accepted %v", refused, err, accepted)
 	}

@@ -89,7 +89,7 @@ func replayCommand(stderr io.Writer) *cli.Command {
 	flags := []cli.Flag{
 		&cli.StringFlag{Name: "input-format", Value: "auto", Usage: "input format: auto (by file extension: .lp/.line/.txt line protocol, .json/.jsonl/.ndjson JSON lines, .csv CSV; otherwise and on stdin per line), line, json or csv", EnvVars: env("input-format")},
 		&cli.Float64Flag{Name: "speed", Usage: "pace: 0 as fast as possible, 1 the original event-time pace, X X times faster", EnvVars: env("speed")},
-		&cli.BoolFlag{Name: "shift-to-now", Usage: "shift each file's times so that its first point is stamped when the file starts replaying", EnvVars: env("shift-to-now")},
+		&cli.BoolFlag{Name: "shift-to-now", Usage: "stamp each point when it is sent: the first when its file starts replaying, the others --speed times closer together", EnvVars: env("shift-to-now")},
 		&cli.StringFlag{Name: "measurement", Usage: "CSV: measurement of the points (default: the file's base name without extension)", EnvVars: env("measurement")},
 		&cli.StringFlag{Name: "field", Value: "value", Usage: "CSV: field key of the value column", EnvVars: env("field")},
 		&cli.StringSliceFlag{Name: "tag", Usage: "CSV: key=value tag of every point; repeatable", EnvVars: env("tag")},
@@ -115,6 +115,9 @@ func replayCommand(stderr io.Writer) *cli.Command {
 				return err
 			}
 			log := service.NewLogger(stderr, d.Service, "producer")
+			if cfg.ShiftToNow && cfg.Speed == 0 {
+				log.Warn().Msg("--shift-to-now at --speed 0 (as fast as possible) keeps the files' spacing: event time runs ahead of the clock, and past the consumer's --max-future moving averages stop; set --speed")
+			}
 			return runSource(c.Context, d, log, "replay", func(ctx context.Context, out sink, reg *prometheus.Registry, _ func(context.Context) error) error {
 				return newReplayer(cfg, out, log, reg, systemClock()).run(ctx, files, stdin)
 			})
@@ -457,8 +460,10 @@ func (pc *pacer) start(t int64) {
 	}
 }
 
-// shifted is t as --shift-to-now stamps it: as far from the start as from
-// the first point; false if that leaves the range of a Point's time.
+// shifted is t as --shift-to-now stamps it: when it is sent, so that event
+// time keeps pace with the clock. At --speed X the distances from the first
+// point shrink X times; at speed 0 (as fast as possible) they are kept.
+// False if that leaves the range of a Point's time.
 func (pc *pacer) shifted(t int64) (int64, bool) {
 	if !pc.shift || t == 0 {
 		return t, true
@@ -466,6 +471,13 @@ func (pc *pacer) shifted(t int64) (int64, bool) {
 	d := t - pc.t0
 	if (pc.t0 >= 0) != (d <= t) {
 		return 0, false
+	}
+	if pc.speed > 0 {
+		f := float64(d) / pc.speed
+		if math.Abs(f) >= math.MaxInt64/2 {
+			return 0, false
+		}
+		d = int64(f)
 	}
 	s := pc.wall0.UnixNano() + d
 	return s, (d >= 0) == (s >= pc.wall0.UnixNano())

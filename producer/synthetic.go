@@ -27,7 +27,8 @@ type syntheticConfig struct {
 	Rate        float64 // points/s over all series; 0: as fast as possible
 	Count       int64   // points to send; 0: no limit
 	Duration    time.Duration
-	Interval    time.Duration // event-time step between two points of a series
+	Interval    time.Duration // event-time step between two points of a series; 0: see pace
+
 	Seed        uint64
 	Measurement string
 	AnomalyRate float64 // probability per point that an anomaly starts on its series
@@ -48,8 +49,8 @@ func (c syntheticConfig) Validate() error {
 	if c.Duration < 0 {
 		errs = append(errs, fmt.Errorf("--duration %s: want ≥ 0", c.Duration))
 	}
-	if c.Interval <= 0 {
-		errs = append(errs, fmt.Errorf("--interval %s: want > 0", c.Interval))
+	if c.Interval < 0 {
+		errs = append(errs, fmt.Errorf("--interval %s: want > 0, or 0 to follow --rate", c.Interval))
 	}
 	if c.Measurement == "" {
 		errs = append(errs, errors.New("--measurement is empty"))
@@ -67,7 +68,7 @@ func syntheticCommand(stderr io.Writer) *cli.Command {
 		&cli.Float64Flag{Name: "rate", Value: 100, Usage: "points per second over all series (0: as fast as possible)", EnvVars: env("rate")},
 		&cli.Int64Flag{Name: "count", Usage: "stop after this many points (0: no limit)", EnvVars: env("count")},
 		&cli.DurationFlag{Name: "duration", Usage: "stop after this long (0: no limit)", EnvVars: env("duration")},
-		&cli.DurationFlag{Name: "interval", Value: time.Second, Usage: "event-time step between two points of one series", EnvVars: env("interval")},
+		&cli.DurationFlag{Name: "interval", Usage: "event-time step between two points of one series (0: --series/--rate, so event time keeps pace with the clock; 1s when --rate is 0)", EnvVars: env("interval")},
 		&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "random seed; the same seed gives the same values", EnvVars: env("seed")},
 		&cli.StringFlag{Name: "measurement", Value: "synthetic", Usage: "measurement name of the points", EnvVars: env("measurement")},
 		&cli.Float64Flag{Name: "anomaly-rate", Usage: "probability per point that an anomaly (spike, level_shift, drift, flat_line, dropout) starts on its series", EnvVars: env("anomaly-rate")},
@@ -95,6 +96,16 @@ func syntheticCommand(stderr io.Writer) *cli.Command {
 				return err
 			}
 			log := service.NewLogger(stderr, cfg.Delivery.Service, "producer")
+			cfg.Interval = cfg.pace()
+			if ahead := cfg.ahead(); ahead > 1 {
+				log.Warn().Str("interval", cfg.Interval.String()).Float64("rate", cfg.Rate).Int("series", cfg.Series).
+					Str("event_time_pace", fmt.Sprintf("%.3g× the clock", ahead)).
+					Str("past_1h_ahead_after", (time.Duration(float64(time.Hour) / (ahead - 1))).Round(time.Second).String()).
+					Msg("event time runs ahead of the clock: once it is further ahead than the consumer's --max-future, moving averages stop; leave --interval unset to follow --rate")
+			} else if cfg.Rate == 0 {
+				log.Warn().Str("interval", cfg.Interval.String()).
+					Msg("--rate 0 sends as fast as possible: event time runs ahead of the clock as fast as points are sent")
+			}
 			gen := newGenerator(cfg)
 			var truth *groundTruth
 			if cfg.GroundTruth != "" {
@@ -114,6 +125,28 @@ func syntheticCommand(stderr io.Writer) *cli.Command {
 			return err
 		},
 	}
+}
+
+// pace returns the event-time step between two points of a series:
+// Interval when set; else the wall time between them at Rate, so event time
+// keeps pace with the clock; 1s when points go as fast as possible.
+func (c syntheticConfig) pace() time.Duration {
+	switch {
+	case c.Interval > 0:
+		return c.Interval
+	case c.Rate > 0:
+		return max(time.Nanosecond, time.Duration(float64(c.Series)/c.Rate*float64(time.Second)))
+	}
+	return time.Second
+}
+
+// ahead returns how many times faster than the clock event time runs at
+// Rate (0 when Rate is 0: as fast as points are sent).
+func (c syntheticConfig) ahead() float64 {
+	if c.Rate == 0 {
+		return 0
+	}
+	return float64(c.pace()) / (float64(c.Series) / c.Rate * float64(time.Second))
 }
 
 // generate sends generated points until the count or duration is reached

@@ -42,3 +42,24 @@ func TestGeneratorIsReproducibleAndWellFormed(t *testing.T) {
 		t.Fatalf("same seed same values: %v; other seed other values: %v", same, differ)
 	}
 }
+
+// TestSyntheticEventTimeKeepsPace: with --interval unset, event time follows
+// the rate (the README's --series 50 --rate 1000 once ran 20× ahead of the
+// clock and passed the consumer's --max-future after three minutes).
+func TestSyntheticEventTimeKeepsPace(t *testing.T) {
+	f := func(series int, rate float64, interval, wantPace time.Duration, wantAhead float64) {
+		t.Helper()
+		c := syntheticConfig{Series: series, Rate: rate, Interval: interval}
+		if got := c.pace(); got != wantPace {
+			t.Errorf("series %d rate %v interval %s: pace %s, want %s", series, rate, interval, got, wantPace)
+		}
+		if got := c.ahead(); got < wantAhead*0.999 || got > wantAhead*1.001 {
+			t.Errorf("series %d rate %v interval %s: %v× the clock, want %v×", series, rate, interval, got, wantAhead)
+		}
+	}
+	f(50, 1000, 0, 50*time.Millisecond, 1)
+	f(10, 100, 0, 100*time.Millisecond, 1)
+	f(1, 0.5, 0, 2*time.Second, 1)
+	f(50, 1000, time.Second, time.Second, 20) // set explicitly: 20× ahead, and said so
+	f(100, 0, 0, time.Second, 0)              // as fast as possible
+}

@@ -237,7 +237,7 @@ func seriesKey(dst []byte, p *point.Point, field string) []byte {
 // describe renders an alert event for a transition of ra on s.
 func describe(s *series, ra *ruleAlert, state alert.State, v rules.Verdict, smp *rules.Sample, eventTime int64) alert.Event {
 	labels := s.labels(ra.rule)
-	summary, description := ra.rule.Render(v, labels)
+	summary, description := ra.rule.Render(v, labels, string(state), smp)
 	e := alert.Event{
 		Fingerprint: alert.Fingerprint(ra.rule.Name, s.key),
 		Rule:        ra.rule.Name,

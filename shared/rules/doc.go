@@ -55,9 +55,13 @@
 //   - severity: critical, warning (the default) or info.
 //   - labels: extra labels for the rule's alerts (name → value).
 //   - summary, description: text/template sources for the alert's texts,
-//     executed by [Rule.Render] with .Value, .Threshold, .HasThreshold,
-//     .Labels, .Rule and .Severity. Summary defaults to a sentence for the
-//     rule's kind ("cpu_high: value 93.5 above 90"), description to "".
+//     executed by [Rule.Render] with .Value (what the condition looked at:
+//     for anomaly rules the score), .Threshold, .HasThreshold, .Observed
+//     and .HasObserved (the point's own value), .Expected and .HasExpected
+//     (its forecast), .State ("firing" or "resolved"), .Labels, .Rule and
+//     .Severity. Summary defaults to a sentence for the rule's kind
+//     ("cpu_high: value 93.5 above 90", prefixed "resolved: " when it
+//     resolves), description to "".
 //     Templates may not use {{ define }}, {{ block }} or {{ template }}, may
 //     {{ range }} only over a field (.Labels), and render at most 16 KiB:
 //     an alert's text must not be able to stall the analyzer.

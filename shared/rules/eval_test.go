@@ -180,7 +180,7 @@ func TestRender(t *testing.T) {
 	f := func(tmpl string, v Verdict, labels map[string]string, want string) {
 		t.Helper()
 		r := rule(t, "    threshold: {above: 1}\n    severity: critical\n    summary: '"+tmpl+"'\n    description: 'd {{ .Rule }}'\n")
-		sum, desc := r.Render(v, labels)
+		sum, desc := r.Render(v, labels, "firing", nil)
 		if sum != want || desc != "d r" {
 			t.Errorf("%s: Render = %q, %q; want %q, %q", tmpl, sum, desc, want, "d r")
 		}
@@ -195,7 +195,17 @@ func TestRender(t *testing.T) {
 	f(`{{ if .HasThreshold }}{{ index .Labels 1 }}{{ end }}`, Verdict{HasThreshold: true}, labels,
 		`r: template: summary:1:25: executing "summary" at <index .Labels 1>: error calling index: value has type int; should be string`)
 	f(`{{ if .HasThreshold }}{{ printf "%099999d" 0 }}{{ end }}`, Verdict{HasThreshold: true}, labels, "r: output longer than 16384 bytes")
-	if s, d := (&Rule{Name: "x"}).Render(Verdict{}, nil); s != "" || d != "" {
+	// An anomaly's text can tell the point's value and its forecast from
+	// the score, and a resolution from a firing.
+	r := rule(t, "    anomaly: {score: 0.6}\n    summary: '{{ if eq .State \"resolved\" }}ok again{{ else }}{{ .Observed }} vs {{ .Expected }} (score {{ .Value }}){{ end }}'\n")
+	smp := &Sample{Value: 42, Forecast: 10, HasForecast: true}
+	if s, _ := r.Render(Verdict{Value: 0.9}, nil, "firing", smp); s != "42 vs 10 (score 0.9)" {
+		t.Errorf("anomaly firing: %q", s)
+	}
+	if s, _ := r.Render(Verdict{Value: 0.1}, nil, "resolved", smp); s != "ok again" {
+		t.Errorf("anomaly resolved: %q", s)
+	}
+	if s, d := (&Rule{Name: "x"}).Render(Verdict{}, nil, "firing", nil); s != "" || d != "" {
 		t.Errorf("hand-built rule renders %q, %q", s, d)
 	}
 }

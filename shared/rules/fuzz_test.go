@@ -40,7 +40,7 @@ func FuzzParse(f *testing.F) {
 			names[r.Name] = true
 			r.Matches("m", "f", nil)
 			r.Eval(&Sample{Ahead: &line{0, 1}, Step: 1}, true)
-			r.Render(Verdict{}, nil)
+			r.Render(Verdict{}, nil, "firing", nil)
 		}
 		again, err := Parse("f.yaml", data)
 		if err != nil || !sameRules(set, again) {

@@ -203,11 +203,18 @@ func TestDefaultSummaries(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got, _ := set.Rules[0].Render(v, nil); got != want {
+		if got, _ := set.Rules[0].Render(v, nil, "firing", nil); got != want {
 			t.Errorf("%s: summary %q, want %q", cond, got, want)
 		}
 	}
 	f("threshold: {above: 90}", Verdict{Value: 93.25, Threshold: 90}, "r: value 93.25 above 90")
+	set, err := Parse("r.yaml", []byte("rules:\n  - name: r\n    threshold: {above: 90}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := set.Rules[0].Render(Verdict{Value: 80, Threshold: 90}, nil, "resolved", nil); got != "resolved: r: value 80 above 90" {
+		t.Errorf("resolved summary %q", got)
+	}
 	f("threshold: {of: ema, below: 0.5}", Verdict{Value: 0.1, Threshold: 0.5}, "r: ema 0.1 below 0.5")
 	f("threshold: {of: forecast, outside: [1, 2.5]}", Verdict{Value: 3}, "r: forecast 3 outside [1, 2.5]")
 	f("anomaly: {score: 0.99}", Verdict{Value: 0.9975}, "r: anomaly score 0.998 ≥ 0.99")
@@ -230,7 +237,7 @@ func TestExampleFile(t *testing.T) {
 	if len(set.Rules) != 5 || len(kinds) != 4 || set.Source != "testdata/example.yaml" {
 		t.Errorf("example: rules %v, kinds %v", names, kinds)
 	}
-	sum, _ := set.Rules[0].Render(Verdict{Value: 93.21, Threshold: 90}, map[string]string{"host": "web-1"})
+	sum, _ := set.Rules[0].Render(Verdict{Value: 93.21, Threshold: 90}, map[string]string{"host": "web-1"}, "firing", nil)
 	if want := "CPU 93.2% > 90% on web-1"; sum != want {
 		t.Errorf("example summary %q, want %q", sum, want)
 	}

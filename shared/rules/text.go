@@ -22,22 +22,32 @@ var errTextTooLong = fmt.Errorf("output longer than %d bytes", maxTextBytes)
 type templateData struct {
 	Value, Threshold float64
 	HasThreshold     bool
-	Labels           map[string]string
-	Rule, Severity   string
+	// Observed is the point's own value and Expected its forecast, when
+	// known: for an anomaly rule .Value is the score, not either of them.
+	Observed, Expected       float64
+	HasObserved, HasExpected bool
+	Labels                   map[string]string
+	Rule, Severity, State    string
 }
 
 // Render executes the rule's summary and description templates for a
-// verdict and the alert's labels (usually the series' measurement, field
-// and tags plus the rule's labels; Render adds none). The templates see
-// .Value, .Threshold, .HasThreshold, .Labels, .Rule (the name) and
-// .Severity. A template that fails yields "<rule>: <error>" (the error
-// names the template) in its place rather than an error, so an alert is
-// never lost to its text. A rule without templates (not from Parse)
+// verdict, the alert's labels (usually the series' measurement, field and
+// tags plus the rule's labels; Render adds none), the alert's state
+// ("firing" or "resolved") and the sample evaluated (nil for an absence
+// check). The templates see .Value, .Threshold, .HasThreshold, .Observed,
+// .HasObserved, .Expected, .HasExpected, .Labels, .Rule (the name),
+// .Severity and .State. A template that fails yields "<rule>: <error>" (the
+// error names the template) in its place rather than an error, so an alert
+// is never lost to its text. A rule without templates (not from Parse)
 // renders empty texts. Render is safe for concurrent use.
-func (r *Rule) Render(v Verdict, labels map[string]string) (summary, description string) {
+func (r *Rule) Render(v Verdict, labels map[string]string, state string, smp *Sample) (summary, description string) {
 	d := templateData{
 		Value: v.Value, Threshold: v.Threshold, HasThreshold: v.HasThreshold,
-		Labels: labels, Rule: r.Name, Severity: r.Severity,
+		Labels: labels, Rule: r.Name, Severity: r.Severity, State: state,
+	}
+	if smp != nil {
+		d.Observed, d.HasObserved = smp.Value, true
+		d.Expected, d.HasExpected = smp.Forecast, smp.HasForecast
 	}
 	return r.render(r.summary, &d), r.render(r.description, &d)
 }
@@ -164,6 +174,11 @@ func templateSource(n *yaml.Node, def string) string {
 
 // defaultSummary is the summary template of a rule whose file gives none.
 func defaultSummary(r *Rule) string {
+	return `{{ if eq .State "resolved" }}resolved: {{ end }}` + defaultCondition(r)
+}
+
+// defaultCondition describes the rule's condition and the value it saw.
+func defaultCondition(r *Rule) string {
 	const val = `{{ printf "%.4g" .Value }}`
 	g := func(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
 	switch r.Kind {

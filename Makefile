@@ -42,7 +42,7 @@ bench: ## run the benchmarks (medians of COUNT=5 runs) on the real test bed
 # reference folder (not shipped; any NAB-format corpus works: set NAB). Result
 # files go to .cache/eval/; the thresholds chosen are saved next to them.
 NAB ?= ../shared/nab
-eval: ## score the anomaly detector on the NAB corpus in $(NAB)
+eval: ## score the anomaly detector on a NAB corpus (NAB=dir, default ../shared/nab)
 	@mkdir -p bin .cache/eval
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ ./analyzer
 	bin/analyzer eval --data $(NAB)/data --labels $(NAB)/labels/combined_windows.json \

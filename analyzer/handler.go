@@ -178,7 +178,7 @@ func (h *handler) publish(ctx context.Context, events []alert.Event) error {
 		return h.out.alerts.WriteMessages(ctx, h.msgs...)
 	}, func(attempt int, delay time.Duration, err error) {
 		h.out.metrics.retries.WithLabelValues("kafka").Inc()
-		h.out.log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", delay).Int("alerts", len(h.msgs)).Msg("alert publish failed; retrying")
+		h.out.log.Warn().Err(err).Int("attempt", attempt).Stringer("retry_in", delay).Int("alerts", len(h.msgs)).Msg("alert publish failed; retrying")
 	})
 	if err != nil {
 		return fmt.Errorf("publish %d alerts: %w", len(h.msgs), err)

@@ -111,7 +111,7 @@ func replayCommand(stderr io.Writer) *cli.Command {
 				ShiftToNow:  c.Bool("shift-to-now"),
 			}
 			files, stdin := c.Args().Slice(), c.App.Reader
-			if err := errors.Join(derr, terr, d.Validate(), cfg.Validate(), checkReadable(files)); err != nil {
+			if err := errors.Join(derr, terr, d.Validate(), cfg.Validate(), flagsAfterFiles(files), checkReadable(files)); err != nil {
 				return err
 			}
 			log := service.NewLogger(stderr, d.Service, "producer")
@@ -125,12 +125,23 @@ func replayCommand(stderr io.Writer) *cli.Command {
 	}
 }
 
+// flagsAfterFiles reports flags written after the files: flag parsing
+// stops at the first file, so they would be taken for file names.
+func flagsAfterFiles(args []string) error {
+	for _, a := range args {
+		if strings.HasPrefix(a, "-") && a != "-" {
+			return fmt.Errorf("replay: %q comes after the files; put flags before them", a)
+		}
+	}
+	return nil
+}
+
 // checkReadable reports every named file (but "-", stdin) that cannot be
 // opened, so that a typo fails before connecting to Kafka.
 func checkReadable(files []string) error {
 	var errs []error
 	for _, name := range files {
-		if name == "-" {
+		if strings.HasPrefix(name, "-") { // stdin, or a misplaced flag reported apart
 			continue
 		}
 		f, err := os.Open(name)

@@ -456,6 +456,10 @@ func TestReplayCommandFlags(t *testing.T) {
 	clitest.CheckRejects(t, appWithReplay,
 		[]string{"producer", "replay", "--input-format", "xml", "--speed", "-2", "--tag", "x", "--kafka-brokers", "nohost", "no-such-file.csv"},
 		"--input-format", "--speed", "--tag", "--kafka-brokers", "no-such-file.csv")
+	// Flags after a file would be read as file names.
+	clitest.CheckRejects(t, appWithReplay,
+		[]string{"producer", "replay", "--kafka-brokers", "127.0.0.1:1", "testdata/replay/points.lp", "--speed", "60"},
+		`"--speed" comes after the files`)
 }
 
 func FuzzReplayFile(f *testing.F) {

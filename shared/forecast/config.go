@@ -112,8 +112,9 @@ func (k Kind) uses() (holt, hw, ar bool) {
 }
 
 // Validate reports every invalid setting of the fields the kind uses, each
-// naming the field and its value, joined with errors.Join. It returns nil
-// for a valid Config.
+// naming its value and the analyzer's flag (--model, --season, --ar-order)
+// or, for fields without one, the field, joined with errors.Join. It
+// returns nil for a valid Config.
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(field, value, want string) {
@@ -123,7 +124,7 @@ func (c Config) Validate() error {
 	switch c.Kind {
 	case Holt, HoltWinters, AR, Auto:
 	default:
-		bad("Kind", strconv.Quote(string(c.Kind)), `"holt", "holt-winters", "ar" or "auto"`)
+		bad("--model", strconv.Quote(string(c.Kind)), `"holt", "holt-winters", "ar" or "auto"`)
 	}
 	if holt || hw {
 		if !(c.Alpha > 0 && c.Alpha <= 1) { // NaN fails too
@@ -136,18 +137,18 @@ func (c Config) Validate() error {
 	seasonal := hw && (c.Kind == HoltWinters || c.Season != 0)
 	switch {
 	case c.Kind == HoltWinters && (c.Season < 2 || c.Season > maxSeason):
-		bad("Season", strconv.Itoa(c.Season), fmt.Sprintf("2..%d points for holt-winters", maxSeason))
+		bad("--season", strconv.Itoa(c.Season), fmt.Sprintf("2..%d points for holt-winters", maxSeason))
 	case seasonal && c.Kind != HoltWinters && (c.Season < 2 || c.Season > maxSeason):
-		bad("Season", strconv.Itoa(c.Season), fmt.Sprintf("0 (none) or 2..%d points", maxSeason))
+		bad("--season", strconv.Itoa(c.Season), fmt.Sprintf("0 (none) or 2..%d points", maxSeason))
 	case (c.Kind == Holt || c.Kind == AR) && c.Season != 0:
-		bad("Season", strconv.Itoa(c.Season), fmt.Sprintf("0: kind %q has no season", c.Kind))
+		bad("--season", strconv.Itoa(c.Season), fmt.Sprintf("0: kind %q has no season", c.Kind))
 	}
 	if seasonal && !(c.Gamma >= 0 && c.Gamma <= 1) {
 		bad("Gamma", formatFloat(c.Gamma), "a value in [0, 1]")
 	}
 	if ar {
 		if c.Order < 1 || c.Order > MaxOrder {
-			bad("Order", strconv.Itoa(c.Order), fmt.Sprintf("1..%d", MaxOrder))
+			bad("--ar-order", strconv.Itoa(c.Order), fmt.Sprintf("1..%d", MaxOrder))
 		}
 		if !(c.Forgetting >= minForgetting && c.Forgetting <= 1) {
 			bad("Forgetting", formatFloat(c.Forgetting), "a value in [0.9, 1]")

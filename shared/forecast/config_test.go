@@ -43,26 +43,26 @@ func TestConfigValidate(t *testing.T) {
 	f(func(c *Config) { *c = Config{Kind: Holt, Alpha: 0.5, ErrorHalfLife: 1} }) // fields of other kinds are not checked
 	f(func(c *Config) { *c = Config{Kind: AR, Order: 1, Forgetting: 0.9, ErrorHalfLife: 1_000_000} })
 
-	f(func(c *Config) { c.Kind = "arima" }, `Kind "arima": want "holt", "holt-winters", "ar" or "auto"`)
-	f(func(c *Config) { c.Kind, c.Alpha = "", 2 }, `Kind ""`, "Alpha 2") // an unknown kind checks every field
+	f(func(c *Config) { c.Kind = "arima" }, `--model "arima": want "holt", "holt-winters", "ar" or "auto"`)
+	f(func(c *Config) { c.Kind, c.Alpha = "", 2 }, `--model ""`, "Alpha 2") // an unknown kind checks every field
 	f(func(c *Config) { c.Alpha = 0 }, "Alpha 0: want a value in (0, 1]")
 	f(func(c *Config) { c.Alpha = 1.5 }, "Alpha 1.5")
 	f(func(c *Config) { c.Alpha = math.NaN() }, "Alpha NaN")
 	f(func(c *Config) { c.Beta = -0.1 }, "Beta -0.1: want a value in [0, 1]")
 	f(func(c *Config) { c.Season, c.Gamma = 24, 1.1 }, "Gamma 1.1: want a value in [0, 1]")
 	f(func(c *Config) { c.Gamma = 1.1 }) // no season: Gamma unused
-	f(func(c *Config) { c.Season = 1 }, "Season 1: want 0 (none) or 2..10080 points")
-	f(func(c *Config) { c.Season = -24 }, "Season -24")
-	f(func(c *Config) { c.Season = 10081 }, "Season 10081")
-	f(func(c *Config) { c.Kind = HoltWinters }, "Season 0: want 2..10080 points for holt-winters")
-	f(func(c *Config) { c.Kind, c.Season = Holt, 24 }, `Season 24: want 0: kind "holt" has no season`)
-	f(func(c *Config) { c.Kind, c.Season = AR, 24 }, `Season 24: want 0: kind "ar" has no season`)
-	f(func(c *Config) { c.Order = 0 }, "Order 0: want 1..8")
-	f(func(c *Config) { c.Order = 9 }, "Order 9")
+	f(func(c *Config) { c.Season = 1 }, "--season 1: want 0 (none) or 2..10080 points")
+	f(func(c *Config) { c.Season = -24 }, "--season -24")
+	f(func(c *Config) { c.Season = 10081 }, "--season 10081")
+	f(func(c *Config) { c.Kind = HoltWinters }, "--season 0: want 2..10080 points for holt-winters")
+	f(func(c *Config) { c.Kind, c.Season = Holt, 24 }, `--season 24: want 0: kind "holt" has no season`)
+	f(func(c *Config) { c.Kind, c.Season = AR, 24 }, `--season 24: want 0: kind "ar" has no season`)
+	f(func(c *Config) { c.Order = 0 }, "--ar-order 0: want 1..8")
+	f(func(c *Config) { c.Order = 9 }, "--ar-order 9")
 	f(func(c *Config) { c.Forgetting = 0.8 }, "Forgetting 0.8: want a value in [0.9, 1]")
 	f(func(c *Config) { c.Forgetting = 1.01 }, "Forgetting 1.01")
 	f(func(c *Config) { c.ErrorHalfLife = 0 }, "ErrorHalfLife 0: want 1..1000000 points")
 	f(func(c *Config) { c.ErrorHalfLife = 1_000_001 }, "ErrorHalfLife 1000001")
 	f(func(c *Config) { *c = Config{Kind: Auto} },
-		"Alpha 0", "Order 0", "Forgetting 0", "ErrorHalfLife 0") // every problem at once
+		"Alpha 0", "--ar-order 0", "Forgetting 0", "ErrorHalfLife 0") // every problem at once
 }

@@ -35,9 +35,30 @@ func Main(app *cli.App, args []string) int {
 	if app.Command("options") == nil {
 		app.Commands = append(app.Commands, optionsCommand())
 	}
+	app.OnUsageError = usageError(app.Name)
+	onUsageErrors(app.Commands, app.Name)
 	if err := app.RunContext(ctx, args); err != nil {
 		fmt.Fprintf(app.ErrWriter, "%s: %v\n", app.Name, err)
 		return 1
 	}
 	return 0
+}
+
+// usageError turns a usage error (an unknown flag, a bad value) into one
+// line that says where to look, instead of the whole help text, which
+// buries the error.
+func usageError(command string) cli.OnUsageErrorFunc {
+	return func(_ *cli.Context, err error, _ bool) error {
+		return fmt.Errorf("%w (see %s --help)", err, command)
+	}
+}
+
+func onUsageErrors(cmds []*cli.Command, parent string) {
+	for _, c := range cmds {
+		name := parent + " " + c.Name
+		if c.OnUsageError == nil {
+			c.OnUsageError = usageError(name)
+		}
+		onUsageErrors(c.Subcommands, name)
+	}
 }

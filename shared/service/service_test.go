@@ -120,6 +120,17 @@ func TestMainExitCodesAndVersion(t *testing.T) {
 	if code := Main(app, []string{"svc"}); code != 1 || !strings.Contains(errOut.String(), "svc: --topic is empty") {
 		t.Fatalf("failing action: code %d, stderr %q", code, errOut.String())
 	}
+	// A usage error is one line saying where to look, not the whole help.
+	errOut.Reset()
+	app.Commands = []*cli.Command{{Name: "sub", Action: func(*cli.Context) error { return nil }}}
+	for _, args := range [][]string{{"svc", "--nosuch"}, {"svc", "sub", "--nosuch"}} {
+		errOut.Reset()
+		code := Main(app, args)
+		if lines := strings.Count(errOut.String(), "\n"); code != 1 || lines != 1 || !strings.Contains(errOut.String(), "-nosuch") ||
+			!strings.Contains(errOut.String(), "see "+strings.Join(args[:len(args)-1], " ")+" --help") || out.Len() > 0 {
+			t.Fatalf("%v: code %d, %d lines: stderr %q, stdout %q", args, code, lines, errOut.String(), out.String())
+		}
+	}
 	out.Reset()
 	if code := Main(app, []string{"svc", "--version"}); code != 0 || !strings.Contains(out.String(), Version()) {
 		t.Fatalf("--version: code %d, stdout %q", code, out.String())
@@ -128,7 +139,7 @@ func TestMainExitCodesAndVersion(t *testing.T) {
 
 // TestReadyzAnswersWithinASecond: two dependencies hang, one ignoring its
 // context. /readyz still answers 503 naming both within a second, in
-// simulated time, and /healthz is unaffected.
+// simulated time.
 func TestReadyzAnswersWithinASecond(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		release := make(chan struct{})

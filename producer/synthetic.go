@@ -28,7 +28,6 @@ type syntheticConfig struct {
 	Count       int64   // points to send; 0: no limit
 	Duration    time.Duration
 	Interval    time.Duration // event-time step between two points of a series; 0: see pace
-
 	Seed        uint64
 	Measurement string
 	AnomalyRate float64 // probability per point that an anomaly starts on its series

@@ -34,7 +34,9 @@ func (s TopicSpec) Validate() error {
 // Admin issues cluster-level requests: topic creation and reachability
 // probes. It is safe for concurrent use.
 type Admin struct {
-	client *kafka.Client
+	client  *kafka.Client
+	brokers []string
+	dialer  *kafka.Dialer
 }
 
 // NewAdmin returns an Admin for the cluster described by cfg.
@@ -43,7 +45,35 @@ func NewAdmin(cfg Config) (*Admin, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Admin{client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Transport: tr}}, nil
+	dialer, err := cfg.Dialer()
+	if err != nil {
+		return nil, err
+	}
+	return &Admin{client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Transport: tr}, brokers: cfg.Brokers, dialer: dialer}, nil
+}
+
+// explain replaces what kafka-go says when no bootstrap broker could be
+// reached ("[8] Broker Not Available", or the first broker's dial error)
+// with each broker's own failure: connection refused, unknown host,
+// timeout, TLS or SASL. A Kafka error from a broker that answered is
+// returned as it is.
+func (a *Admin) explain(ctx context.Context, err error) error {
+	if kerr, ok := errors.AsType[kafka.Error](err); ok && kerr != kafka.BrokerNotAvailable {
+		return err
+	}
+	var errs []error
+	for _, b := range a.brokers {
+		conn, derr := a.dialer.DialContext(ctx, "tcp", b)
+		if derr != nil {
+			errs = append(errs, fmt.Errorf("broker %s: %w", b, derr))
+			continue
+		}
+		conn.Close()
+	}
+	if len(errs) < len(a.brokers) {
+		return err // some broker answers: the error is the cluster's
+	}
+	return fmt.Errorf("no Kafka broker of --kafka-brokers answers: %w", errors.Join(errs...))
 }
 
 // EnsureTopics creates the topics that do not exist yet. Existing topics are
@@ -55,7 +85,7 @@ func (a *Admin) EnsureTopics(ctx context.Context, specs ...TopicSpec) error {
 	}
 	res, err := a.client.CreateTopics(ctx, req)
 	if err != nil {
-		return fmt.Errorf("create topics: %w", err)
+		return fmt.Errorf("create topics: %w", a.explain(ctx, err))
 	}
 	var errs []error
 	var created []string
@@ -113,7 +143,7 @@ func (a *Admin) leadersElected(ctx context.Context, topics []string) error {
 func (a *Admin) Ping(ctx context.Context) error {
 	res, err := a.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{}})
 	if err != nil {
-		return fmt.Errorf("kafka metadata: %w", err)
+		return fmt.Errorf("kafka metadata: %w", a.explain(ctx, err))
 	}
 	if len(res.Brokers) == 0 {
 		return errors.New("kafka metadata: no brokers in the cluster")

@@ -1,7 +1,11 @@
 package kafkaio
 
 import (
+	"context"
+	"net"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/metricpipe/metricpipe/internal/testbed"
 )
@@ -43,4 +47,44 @@ func TestEnsureTopicsOnRealKafka(t *testing.T) {
 	} else {
 		t.Logf("expected error: %v", err)
 	}
+}
+
+// TestAdminNamesWhyNoBrokerAnswers: with no reachable broker kafka-go says
+// only "[8] Broker Not Available"; the error must name each address and
+// its cause.
+func TestAdminNamesWhyNoBrokerAnswers(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // accepts, then says nothing TLS understands
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = c.Write([]byte("not tls\n"))
+			c.Close()
+		}
+	}()
+	f := func(cfg Config, want ...string) {
+		t.Helper()
+		a, err := NewAdmin(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+		defer cancel()
+		for name, err := range map[string]error{"EnsureTopics": a.EnsureTopics(ctx, TopicSpec{Name: "t", Partitions: 1, ReplicationFactor: 1}), "Ping": a.Ping(ctx)} {
+			for _, w := range want {
+				if err == nil || !strings.Contains(err.Error(), w) {
+					t.Errorf("%s: %v; want it to mention %q", name, err, w)
+				}
+			}
+		}
+	}
+	f(Config{Brokers: []string{"127.0.0.1:1", "nosuchhost.invalid:9092"}, ClientID: "test"},
+		"127.0.0.1:1", "connection refused", "nosuchhost.invalid:9092", "no such host")
+	f(Config{Brokers: []string{ln.Addr().String()}, ClientID: "test", TLS: true}, ln.Addr().String(), "tls")
 }

@@ -92,7 +92,7 @@ func run(ctx context.Context) error {
 		"METRICPIPE_INFLUX_URL="+influxURL,
 		"METRICPIPE_INFLUX_BUCKET="+bucket,
 		"METRICPIPE_LOG_FORMAT=console",
-		"METRICPIPE_LOG_LEVEL=warn",
+		"METRICPIPE_LOG_LEVEL=info", // the logs go to files, not the live view
 	)
 	logs := filepath.Join(root, ".cache", "demo")
 	if err := os.MkdirAll(logs, 0o755); err != nil {
@@ -115,6 +115,7 @@ func run(ctx context.Context) error {
 		procs = append(procs, cmd)
 	}
 	say("services running; logs in %s. Ctrl-C stops everything.", logs)
+	say("alerts as they happen, in another terminal: %s alerts tail --kafka-brokers %s", filepath.Join(bin, "analyzer"), brokers)
 	liveView(ctx, influxURL, bucket, procs)
 	say("stopping…")
 	return nil
@@ -228,14 +229,15 @@ func liveView(ctx context.Context, influxURL, bucket string, procs []*proc) {
 		}
 		alerts := scrape("127.0.0.1:9103", "metricpipe_analyzer_alerts_total")
 		stored := "?"
-		flux := fmt.Sprintf(`from(bucket: %q) |> range(start: -1h, stop: 2100-01-01T00:00:00Z) |> filter(fn: (r) => r._measurement == "synthetic") |> group() |> count()`, bucket)
+		// Raw points: each has one "value" field (the others are derived).
+		flux := fmt.Sprintf(`from(bucket: %q) |> range(start: -1h, stop: 2100-01-01T00:00:00Z) |> filter(fn: (r) => r._measurement == "synthetic" and r._field == "value") |> group() |> count()`, bucket)
 		if res, err := query.Query(ctx, flux); err == nil {
 			for res.Next() {
 				stored = fmt.Sprint(res.Record().Value())
 			}
 			res.Close()
 		}
-		fmt.Printf("%s  produced %7.0f (%4.0f/s) │ consumer wrote %7.0f (%4.0f/s) │ analyzer saw %7.0f (%4.0f/s), %3.0f alert events │ InfluxDB holds %s\n",
+		fmt.Printf("%s  produced %7.0f (%4.0f/s) │ consumer wrote %7.0f (%4.0f/s) │ analyzer saw %7.0f (%4.0f/s), %3.0f alert events │ InfluxDB holds %s points\n",
 			time.Now().Format(time.TimeOnly), now[0], (now[0]-last[0])/2, now[1], (now[1]-last[1])/2, now[2], (now[2]-last[2])/2, alerts, stored)
 		last = now
 	}

@@ -209,6 +209,14 @@ func (h *handler) writeRaw(ctx context.Context, batch []kafka.Message) error {
 		return err
 	}
 	h.out.metrics.pointsWritten.Add(float64(len(h.lines) - len(refused)))
+	if len(h.lines) > 0 {
+		n := 0
+		for i := range h.lines {
+			n += len(h.lines[i].Fields)
+		}
+		h.out.metrics.fieldValues.Add(float64(n))
+		h.out.metrics.fieldsPerPoint.Set(float64(n) / float64(len(h.lines)))
+	}
 	if len(refused) == 0 {
 		return nil
 	}

@@ -38,6 +38,8 @@ func (c config) Validate() error {
 
 type metrics struct {
 	pointsIn, pointsWritten, derivedWritten prometheus.Counter
+	fieldValues                             prometheus.Counter // of the raw points' lines, derived fields merged in
+	fieldsPerPoint                          prometheus.Gauge
 	deadLettered                            *prometheus.CounterVec
 	series                                  *prometheus.GaugeVec
 	untracked, droppedLate, expired, future prometheus.Counter
@@ -52,6 +54,9 @@ func newMetrics(reg prometheus.Registerer) metrics {
 		pointsIn:       counter("points_in_total", "Points decoded from Kafka messages."),
 		pointsWritten:  counter("points_written_total", "Raw points accepted by InfluxDB."),
 		derivedWritten: counter("derived_points_written_total", "Moving-average and rollup points accepted by InfluxDB."),
+		fieldValues:    counter("field_values_written_total", "Field values of the raw points' lines written, their moving averages included: InfluxDB's cost follows this."),
+		fieldsPerPoint: prometheus.NewGauge(prometheus.GaugeOpts{Name: "metricpipe_consumer_field_values_per_point",
+			Help: "Field values written per raw point in the last batch, moving averages included (see --derive-fields)."}),
 		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "metricpipe_consumer_dead_lettered_total",
 			Help: "Messages sent to the dead-letter topic, by reason (decode, rejected)."}, []string{"reason"}),
 		series: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "metricpipe_consumer_series_tracked",
@@ -62,7 +67,7 @@ func newMetrics(reg prometheus.Registerer) metrics {
 		future:         counter("points_future_total", "Points stamped beyond --max-future ahead of their message, kept out of the stage."),
 		derivedRefused: counter("derived_points_rejected_total", "Derived points InfluxDB refused (a field type conflict, say), dead-lettered as line protocol."),
 	}
-	reg.MustRegister(m.pointsIn, m.pointsWritten, m.derivedWritten, m.deadLettered,
+	reg.MustRegister(m.pointsIn, m.pointsWritten, m.derivedWritten, m.fieldValues, m.fieldsPerPoint, m.deadLettered,
 		m.series, m.untracked, m.droppedLate, m.expired, m.future, m.derivedRefused)
 	return m
 }

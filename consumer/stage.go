@@ -27,6 +27,7 @@ func stageFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "idle-flush", Value: time.Minute, Usage: "a partition without messages for this long closes its open rollup windows (0: never)", EnvVars: env("idle-flush"), Category: cat},
 		&cli.DurationFlag{Name: "state-replay", Value: 10 * time.Minute, Usage: "message time replayed, unwritten, from before a partition's committed offset when it is assigned, to rebuild its moving averages (0: start cold)", EnvVars: env("state-replay"), Category: cat},
 		&cli.DurationFlag{Name: "max-future", Value: time.Hour, Usage: "points stamped further ahead of their Kafka message time are written raw but kept out of the stage", EnvVars: env("max-future"), Category: cat},
+		&cli.StringSliceFlag{Name: "derive-fields", Usage: "only fields matching one of these measurement:field globs, repeatable, get moving averages and rollups, e.g. 'cpu:usage_*' (none given: every field)", EnvVars: env("derive-fields"), Category: cat},
 		&cli.StringSliceFlag{Name: "stage-override", Usage: "per-measurement settings, repeatable: 'cpu:sma=60,ema=0.2,wma=0.5/0.3/0.2,rollup=5m' (unnamed: off)", EnvVars: env("stage-override"), Category: cat},
 	}
 }
@@ -51,6 +52,11 @@ func stageConfigFromCLI(c *cli.Context) (movavg.Config, error) {
 		AllowedLateness: c.Duration("allowed-lateness"),
 		MaxSeries:       c.Int("max-series"),
 		IdleTimeout:     c.Duration("series-idle-timeout"),
+	}
+	for _, g := range c.StringSlice("derive-fields") {
+		fp, err := movavg.ParseFieldPattern(g)
+		errs = append(errs, err)
+		cfg.Fields = append(cfg.Fields, fp)
 	}
 	for _, o := range c.StringSlice("stage-override") {
 		m, op, err := movavg.ParseOverride(o)

@@ -57,6 +57,11 @@ type Config struct {
 	// MaxSeries bounds the series-field states tracked: 1..2³¹−1. Points of
 	// further series-fields get no derived output (Result.Untracked).
 	MaxSeries int
+	// Fields, when not empty, limits derived output (moving averages and
+	// rollups) to the fields matching one of the patterns; the others are
+	// written raw only. InfluxDB's cost follows field values, and every
+	// enabled average adds one per point and field. Empty: every field.
+	Fields []FieldPattern
 	// IdleTimeout is how long in event time a series-field may go without a
 	// point before Expire drops it: 0 (never) or at least Rollup +
 	// AllowedLateness of every measurement with rollups, so that a series
@@ -82,6 +87,11 @@ func (c Config) Validate() error {
 			errs = append(errs, errors.New(`--stage-override "": the measurement name is empty`))
 		}
 		errs = append(errs, paramProblems(c.Overrides[m], m, true)...)
+	}
+	for _, p := range c.Fields {
+		if err := p.validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if c.AllowedLateness < 0 {
 		errs = append(errs, fmt.Errorf("--allowed-lateness %s: want ≥ 0", c.AllowedLateness))

@@ -41,6 +41,7 @@ type Stats struct {
 type Stage struct {
 	def       *plan
 	overrides map[string]*plan // nil when there are none
+	sel       *selection       // nil: every field
 	lateness  int64
 	idle      int64
 	maxSeries int
@@ -105,6 +106,7 @@ func New(cfg Config) (*Stage, error) {
 		maxTime:   math.MinInt64,
 		wm:        math.MinInt64,
 		names:     make(map[nameKey]string),
+		sel:       newSelection(cfg.Fields),
 	}
 	if len(cfg.Overrides) > 0 {
 		s.overrides = make(map[string]*plan, len(cfg.Overrides))
@@ -147,7 +149,8 @@ func (s *Stage) OldestOpen() (int64, bool) {
 //   - then at most one derived point for p: p's measurement and p.Tags (the
 //     same slice, not a copy) at p.Time, with the fields <f>_sma, <f>_ema
 //     and <f>_wma of each field f of p that are enabled for the measurement
-//     and warmed up. Nothing is appended when there is no such field.
+//     and warmed up (and selected by Config.Fields). Nothing is appended
+//     when there is no such field.
 //
 // The appended points' Fields, and the rollup points' Tags, are carved from
 // memory the Stage owns and reuses: they stay valid until the next call to
@@ -169,7 +172,7 @@ func (s *Stage) Process(p *point.Point, out []point.Point) ([]point.Point, Resul
 		}
 	}
 	pl := s.planFor(p.Measurement)
-	if pl.off() {
+	if pl.off() || !s.sel.any(p) {
 		return out, res
 	}
 	idx, ok := s.track(p, pl)
@@ -195,9 +198,14 @@ func (s *Stage) Process(p *point.Point, out []point.Point) ([]point.Point, Resul
 	if pl.derived > 0 {
 		fs = s.fields.reserve(pl.derived * len(p.Fields))
 	}
+	k := 0 // position among the selected fields, as they are tracked
 	for i := range p.Fields {
 		pf := &p.Fields[i]
-		j := s.trackField(sr, pl, i, pf.Key)
+		if !s.sel.selected(p.Measurement, pf.Key) {
+			continue
+		}
+		j := s.trackField(sr, pl, k, pf.Key)
+		k++
 		if j < 0 {
 			res.Untracked = true
 			continue
@@ -247,7 +255,7 @@ func (s *Stage) Warm(p *point.Point) {
 	s.maxTime = max(s.maxTime, p.Time)
 	s.wm = max(s.wm, satSub(s.maxTime, s.lateness))
 	pl := s.planFor(p.Measurement)
-	if pl.derived == 0 {
+	if pl.derived == 0 || !s.sel.any(p) {
 		return
 	}
 	idx, ok := s.track(p, pl)
@@ -255,8 +263,13 @@ func (s *Stage) Warm(p *point.Point) {
 		return
 	}
 	sr := &s.series[idx]
+	k := 0
 	for i := range p.Fields {
-		j := s.trackField(sr, pl, i, p.Fields[i].Key)
+		if !s.sel.selected(p.Measurement, p.Fields[i].Key) {
+			continue
+		}
+		j := s.trackField(sr, pl, k, p.Fields[i].Key)
+		k++
 		if j < 0 {
 			continue
 		}

@@ -22,7 +22,6 @@ import (
 	"testing"
 	"time"
 
-	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 )
@@ -106,31 +105,9 @@ func CreateDatabase(t testing.TB, base, db string) string {
 	return db + "/autogen"
 }
 
-// FluxInt runs a Flux query through /api/v2/query and returns the _value of
-// its single row; found is false when the query returned no row.
+// FluxInt runs a Flux query on the InfluxDB 1.8 at base; see Influx.FluxInt.
 func FluxInt(ctx context.Context, base, flux string) (v int64, found bool, err error) {
-	client := influxdb2.NewClient(base, "")
-	defer client.Close()
-	res, err := client.QueryAPI("").Query(ctx, flux)
-	if err != nil {
-		return 0, false, fmt.Errorf("flux query: %w", err)
-	}
-	defer res.Close()
-	for res.Next() {
-		if found {
-			return 0, false, fmt.Errorf("flux query returned more than one row: %s", flux)
-		}
-		found = true
-		switch x := res.Record().Value().(type) {
-		case int64:
-			v = x
-		case uint64:
-			v = int64(x)
-		default:
-			return 0, false, fmt.Errorf("flux query: _value is %T, want an integer", x)
-		}
-	}
-	return v, found, res.Err()
+	return Influx{URL: base}.FluxInt(ctx, flux)
 }
 
 // FreeAddr returns a loopback address with a port that was free a moment ago.
@@ -163,20 +140,10 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() (b
 	}
 }
 
-// FluxRows runs a Flux query and returns every row's columns by name.
+// FluxRows runs a Flux query on the InfluxDB 1.8 at base; see
+// Influx.FluxRows.
 func FluxRows(ctx context.Context, base, flux string) ([]map[string]any, error) {
-	client := influxdb2.NewClient(base, "")
-	defer client.Close()
-	res, err := client.QueryAPI("").Query(ctx, flux)
-	if err != nil {
-		return nil, fmt.Errorf("flux query: %w", err)
-	}
-	defer res.Close()
-	var rows []map[string]any
-	for res.Next() {
-		rows = append(rows, res.Record().Values())
-	}
-	return rows, res.Err()
+	return Influx{URL: base}.FluxRows(ctx, flux)
 }
 
 // CounterSum returns the sum of the counter name's series in reg (0 when

@@ -280,7 +280,7 @@ func (w *Writer) hint(cause Cause, err error) string {
 	switch {
 	case status == 404:
 		db, _, _ := strings.Cut(cfg.Bucket, "/")
-		return fmt.Sprintf("InfluxDB has no bucket %q (or org %q): create it (1.8: CREATE DATABASE %q; 2.x: influx bucket create) or correct --influx-bucket/--influx-org",
+		return fmt.Sprintf("InfluxDB has no bucket %q in org %q that the token can see: create it (1.8: CREATE DATABASE %q; 2.x: influx bucket create), correct --influx-bucket/--influx-org, or give the token write access to it",
 			cfg.Bucket, cfg.Org, db)
 	case status == 401:
 		return "InfluxDB refused the credentials: check --influx-token (2.x: an API token; 1.8 with auth: user:password)"

@@ -19,6 +19,7 @@ import (
 	"github.com/metricpipe/metricpipe/internal/testbed"
 	"github.com/metricpipe/metricpipe/shared/point"
 	"github.com/metricpipe/metricpipe/shared/retry"
+	"github.com/metricpipe/metricpipe/shared/service"
 )
 
 func newTestWriter(t *testing.T, url, bucket string, batch int) (*Writer, *prometheus.Registry) {
@@ -218,47 +219,69 @@ func TestWriterStopsWithItsContext(t *testing.T) {
 	}
 }
 
-// TestWriterOnRealInfluxDB: the classification holds for the real server: a
-// missing database holds the write; a field type conflict refuses just the
-// conflicting point while the rest of its batch is stored.
+// TestWriterOnRealInfluxDB: the classification holds for the real servers,
+// 1.8 and 2.x: a missing bucket holds the write; a field type conflict
+// refuses just the conflicting point while the rest of its batch is
+// stored; on 2.x a token that may write to one bucket is all a writer
+// needs, and one that may not is held, not refused.
 func TestWriterOnRealInfluxDB(t *testing.T) {
-	base := testbed.InfluxURL(t)
-	t.Logf("InfluxDB %s", testbed.InfluxVersion(t, base))
-	missing := testbed.UniqueName("missing_")
-	w, _ := newTestWriter(t, base, missing+"/autogen", 100)
-	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
-	defer cancel()
-	refused, err := w.Write(ctx, pointsNamed("m"))
-	held := CauseOf(err)
-	if len(refused) != 0 || held != Misconfigured {
-		t.Fatalf("missing database: refused %v, err %v (cause %s); want held as misconfigured", refused, err, held)
-	}
-	if err := w.Check().Probe(t.Context()); err == nil || !strings.Contains(err.Error(), "create it") {
-		t.Fatalf("check = %v", err)
-	}
+	for _, db := range testbed.Influxes(t) {
+		t.Run(db.Name, func(t *testing.T) {
+			t.Logf("InfluxDB %s", db.Version(t))
+			writer := func(bucket, token string) *Writer {
+				w, _ := newTestWriter(t, db.URL, bucket, 100)
+				if db.V2 {
+					cfg := w.sink.cfg
+					cfg.Org, cfg.Token = db.Org, service.Secret(token)
+					s, err := NewSink(cfg)
+					if err != nil {
+						t.Fatal(err)
+					}
+					t.Cleanup(s.Close)
+					w.sink = s
+				}
+				return w
+			}
+			held := func(w *Writer, wantInCheck string) {
+				t.Helper()
+				ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+				defer cancel()
+				refused, err := w.Write(ctx, pointsNamed("m"))
+				if cause := CauseOf(err); len(refused) != 0 || cause != Misconfigured {
+					t.Fatalf("refused %v, err %v (cause %s); want held as misconfigured", refused, err, cause)
+				}
+				if err := w.Check().Probe(t.Context()); err == nil || !strings.Contains(err.Error(), wantInCheck) {
+					t.Fatalf("check = %v, want it to mention %q", err, wantInCheck)
+				}
+			}
+			held(writer(testbed.UniqueName("missing_")+"/autogen", db.Token), "create it")
 
-	bucket := testbed.CreateDatabase(t, base, testbed.UniqueName("writer_"))
-	w, _ = newTestWriter(t, base, bucket, 100)
-	start := time.Now().Add(-time.Hour).UnixNano()
-	resp, err := http.Post(fmt.Sprintf("%s/api/v2/write?bucket=%s&precision=ns", base, bucket), "text/plain",
-		strings.NewReader(fmt.Sprintf("cpu,host=h0 state=\"up\" %d\n", start)))
-	if err != nil {
-		t.Fatal(err)
+			bucket := db.CreateBucket(t, testbed.UniqueName("writer_"))
+			token := db.WriteToken(t, bucket) // 2.x: may write to bucket, nothing else
+			w := writer(bucket, token)
+			start := time.Now().Add(-time.Hour).UnixNano()
+			if _, err := w.WriteLines(t.Context(), []byte(fmt.Sprintf("cpu,host=h0 state=\"up\" %d\n", start))); err != nil {
+				t.Fatal(err)
+			}
+			pts := make([]point.Point, 50)
+			for i := range pts {
+				pts[i] = point.Point{Measurement: "cpu", Tags: []point.Tag{{Key: "host", Value: fmt.Sprintf("h%d", i)}},
+					Fields: []point.Field{{Key: "usage", Value: float64(i)}}, Time: start + int64(i)}
+			}
+			pts[17].Fields = []point.Field{{Key: "state", Value: 1}} // conflicts with the string field
+			refused, err := w.Write(t.Context(), pts)
+			if err != nil || len(refused) != 1 || refused[0].Index != 17 {
+				t.Fatalf("refused %v, %v; want point 17 alone", refused, err)
+			}
+			flux := fmt.Sprintf(`from(bucket: %q) |> range(start: -2h) |> filter(fn: (r) => r._field == "usage") |> group() |> count()`, bucket)
+			if n, _, err := db.FluxInt(t.Context(), flux); err != nil || n != 49 {
+				t.Fatalf("usage values stored = %d, %v; want the 49 others", n, err)
+			}
+			t.Logf("missing bucket held; type conflict refused point 17 alone: %v", refused[0].Err)
+			if db.V2 {
+				other := db.CreateBucket(t, testbed.UniqueName("other_"))
+				held(writer(other, token), "write access")
+			}
+		})
 	}
-	resp.Body.Close()
-	pts := make([]point.Point, 50)
-	for i := range pts {
-		pts[i] = point.Point{Measurement: "cpu", Tags: []point.Tag{{Key: "host", Value: fmt.Sprintf("h%d", i)}},
-			Fields: []point.Field{{Key: "usage", Value: float64(i)}}, Time: start + int64(i)}
-	}
-	pts[17].Fields = []point.Field{{Key: "state", Value: 1}} // conflicts with the string field
-	refused, err = w.Write(t.Context(), pts)
-	if err != nil || len(refused) != 1 || refused[0].Index != 17 {
-		t.Fatalf("refused %v, %v; want point 17 alone", refused, err)
-	}
-	flux := fmt.Sprintf(`from(bucket: %q) |> range(start: -2h) |> filter(fn: (r) => r._field == "usage") |> group() |> count()`, bucket)
-	if n, _, err := testbed.FluxInt(t.Context(), base, flux); err != nil || n != 49 {
-		t.Fatalf("usage values stored = %d, %v; want the 49 others", n, err)
-	}
-	t.Logf("real InfluxDB: missing database held (%s); type conflict refused point 17 alone: %v", held, refused[0].Err)
 }

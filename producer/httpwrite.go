@@ -31,11 +31,37 @@ type writeConfig struct {
 	Token        service.Secret // empty: no authentication
 	MaxBodyBytes int            // after gzip decompression too
 	MaxPoints    int            // per request; 0: no limit
+	// MaxInflightBytes bounds the memory all requests in flight hold
+	// together; 0: defaultMaxInflightBytes.
+	MaxInflightBytes int64
 }
 
 // defaultMaxBodyBytes matches InfluxDB's own default write limit
 // (max-body-size, 25 MB), so clients batch the same way as for InfluxDB.
 const defaultMaxBodyBytes = 25 << 20
+
+// defaultMaxInflightBytes leaves room in the producer's 256 Mi pod for the
+// Kafka client's buffer (--buffer points, some 40 MB at the default) and
+// for the garbage collector, which lets the heap grow to twice what is
+// live: eight large requests at once (see requestReserve).
+const defaultMaxInflightBytes = 64 << 20
+
+// minInflightBytes keeps the longest line a request may send (an eighth of
+// its share, see plan) at 128 KiB or more.
+const minInflightBytes = 1 << 20
+
+// defaultMaxPoints bounds the time a request holds its share of the budget
+// (a million points take about a second to decode and send) rather than
+// its memory, which the chunks bound. A 25 MB body of Telegraf's lines
+// holds some 200,000 points; only bodies of tiny lines reach it.
+const defaultMaxPoints = 1_000_000
+
+func (c writeConfig) withDefaults() writeConfig {
+	if c.MaxInflightBytes == 0 {
+		c.MaxInflightBytes = defaultMaxInflightBytes
+	}
+	return c
+}
 
 func (c writeConfig) Validate() error {
 	var errs []error
@@ -50,6 +76,9 @@ func (c writeConfig) Validate() error {
 	if c.MaxPoints < 0 {
 		errs = append(errs, fmt.Errorf("--max-points-per-request %d: want ≥ 0", c.MaxPoints))
 	}
+	if c.MaxInflightBytes != 0 && c.MaxInflightBytes < minInflightBytes {
+		errs = append(errs, fmt.Errorf("--max-inflight-bytes %d: want ≥ %d", c.MaxInflightBytes, minInflightBytes))
+	}
 	return errors.Join(errs...)
 }
 
@@ -60,7 +89,8 @@ func httpCommand(stderr io.Writer) *cli.Command {
 		&cli.StringFlag{Name: "token", Usage: "token writers must present (Authorization: Token|Bearer, or /write's p= or basic-auth password); empty: no authentication", EnvVars: env("token")},
 		&cli.StringFlag{Name: "token-file", Usage: "file holding --token", EnvVars: env("token-file")},
 		&cli.IntFlag{Name: "max-body-bytes", Value: defaultMaxBodyBytes, Usage: "largest request body, also after gzip decompression", EnvVars: env("max-body-bytes")},
-		&cli.IntFlag{Name: "max-points-per-request", Usage: "most points in one request (0: no limit)", EnvVars: env("max-points-per-request")},
+		&cli.IntFlag{Name: "max-points-per-request", Value: defaultMaxPoints, Usage: "most points in one request (0: no limit); checked as the body is decoded", EnvVars: env("max-points-per-request")},
+		&cli.Int64Flag{Name: "max-inflight-bytes", Value: defaultMaxInflightBytes, Usage: "memory that requests in flight hold together (buffered text, decoded points); a request that does not fit is answered 429 with Retry-After. Each holds up to 8 MiB, less for a small uncompressed body", EnvVars: env("max-inflight-bytes")},
 	}
 	return &cli.Command{
 		Name:  "http",
@@ -70,10 +100,11 @@ func httpCommand(stderr io.Writer) *cli.Command {
 			d, derr := deliveryConfigFromCLI(c)
 			token, terr := service.LoadSecret("token", c.String("token"), c.String("token-file"))
 			wc := writeConfig{
-				Listen:       c.String("listen"),
-				Token:        token,
-				MaxBodyBytes: c.Int("max-body-bytes"),
-				MaxPoints:    c.Int("max-points-per-request"),
+				Listen:           c.String("listen"),
+				Token:            token,
+				MaxBodyBytes:     c.Int("max-body-bytes"),
+				MaxPoints:        c.Int("max-points-per-request"),
+				MaxInflightBytes: c.Int64("max-inflight-bytes"),
 			}
 			if err := errors.Join(derr, terr, d.Validate(), wc.Validate()); err != nil {
 				return err
@@ -140,12 +171,12 @@ func serveWrites(ctx context.Context, ln net.Listener, h http.Handler, log zerol
 // writeHandler serves the InfluxDB-compatible write API. It is safe for
 // concurrent use.
 type writeHandler struct {
-	cfg   writeConfig
-	out   sink
-	ready *readyCache
-	log   zerolog.Logger // sampled: bad requests can come at any rate
-	dec   point.Decoder
-	now   func() time.Time // receive time of points without a timestamp
+	cfg    writeConfig
+	out    sink
+	ready  *readyCache
+	log    zerolog.Logger   // sampled: bad requests can come at any rate
+	budget *byteBudget      // MaxInflightBytes
+	now    func() time.Time // receive time of points without a timestamp
 
 	requests *prometheus.CounterVec
 	points   prometheus.Counter
@@ -159,13 +190,14 @@ func newWriteHandler(cfg writeConfig, out sink, ready func(context.Context) erro
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg = cfg.withDefaults()
 	h := &writeHandler{
-		cfg:   cfg,
-		out:   out,
-		ready: &readyCache{probe: ready, now: time.Now},
-		log:   log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Second}),
-		dec:   point.Decoder{MaxMessageBytes: cfg.MaxBodyBytes},
-		now:   time.Now,
+		cfg:    cfg,
+		out:    out,
+		ready:  &readyCache{probe: ready, now: time.Now},
+		log:    log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Second}),
+		budget: newByteBudget(cfg.MaxInflightBytes),
+		now:    time.Now,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "metricpipe_producer_http_requests_total",
 			Help: "HTTP requests to the write endpoint, by status code."}, []string{"code"}),
 		points: prometheus.NewCounter(prometheus.CounterOpts{Name: "metricpipe_producer_http_points_total",
@@ -173,7 +205,9 @@ func newWriteHandler(cfg writeConfig, out sink, ready func(context.Context) erro
 		seconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "metricpipe_producer_http_request_seconds",
 			Help: "Time to answer a write-endpoint request, including Kafka's acknowledgement.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 15)}),
 	}
-	for _, c := range []prometheus.Collector{h.requests, h.points, h.seconds} {
+	inflight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "metricpipe_producer_http_inflight_bytes",
+		Help: "Memory held by the write requests in flight, of --max-inflight-bytes."}, func() float64 { return float64(h.budget.inUse()) })
+	for _, c := range []prometheus.Collector{h.requests, h.points, h.seconds, inflight} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register http write metrics: %w", err)
 		}
@@ -230,6 +264,7 @@ const (
 	codeNotFound     = "not found"
 	codeMethod       = "method not allowed"
 	codeUnsupported  = "unsupported media type"
+	codeTooMany      = "too many requests"
 )
 
 // statusError is a request failure with its HTTP status and InfluxDB code.
@@ -297,7 +332,10 @@ func (h *writeHandler) health(w http.ResponseWriter, r *http.Request) int {
 	return status
 }
 
-// write decodes r's points and returns nil once Kafka acknowledged them all.
+// write decodes r's body a chunk at a time, sends each chunk's points to
+// Kafka before it decodes the next, and returns nil once Kafka acknowledged
+// them all. A failure after some chunks were acknowledged says which lines
+// were written, as InfluxDB's partial writes do.
 func (h *writeHandler) write(w http.ResponseWriter, r *http.Request, v1 bool, start time.Time) *statusError {
 	if !h.authorized(r, v1) {
 		return failf(http.StatusUnauthorized, codeUnauthorized, "unauthorized access")
@@ -306,39 +344,110 @@ func (h *writeHandler) write(w http.ResponseWriter, r *http.Request, v1 bool, st
 	if err != nil {
 		return err
 	}
-	body, err := h.readBody(w, r)
+	limit := int64(h.cfg.MaxBodyBytes)
+	if r.ContentLength > limit {
+		return h.tooLarge()
+	}
+	gzipped, err := gzipEncoded(r)
 	if err != nil {
 		return err
 	}
-	// A body without points, or whose lines all hold only string fields,
-	// fails as the point package specifies (ErrEmpty, ErrNoFields).
-	pts, derr := h.dec.DecodeLine(nil, body)
-	if derr != nil {
-		return failf(http.StatusBadRequest, codeInvalid, "%s", derr.Error())
+	p := h.plan(r.ContentLength, gzipped)
+	if !h.budget.tryAcquire(p.reserve) {
+		return failf(http.StatusTooManyRequests, codeTooMany, "the write requests in flight hold all of --max-inflight-bytes (%d bytes); retry later", h.cfg.MaxInflightBytes)
 	}
-	if h.cfg.MaxPoints > 0 && len(pts) > h.cfg.MaxPoints {
-		return failf(http.StatusRequestEntityTooLarge, codeTooLarge, "%d points, limit is %d per request", len(pts), h.cfg.MaxPoints)
-	}
-	received := start.UnixNano()
-	for i := range pts {
-		t := pts[i].Time
-		switch {
-		case t == 0:
-			pts[i].Time = received
-		case t > math.MaxInt64/scale || t < math.MinInt64/scale:
-			return failf(http.StatusBadRequest, codeInvalid, "point %d: timestamp %d out of range for its precision", i+1, t)
-		default:
-			pts[i].Time = t * scale
+	defer h.budget.release(p.reserve)
+	// MaxBytesReader bounds the raw body (chunked ones included) and makes
+	// the server close the connection after the 413.
+	var body io.Reader = http.MaxBytesReader(w, r.Body, limit)
+	if gzipped {
+		zr, err := gzip.NewReader(body)
+		if err != nil {
+			return h.bodyError("gzip", err)
 		}
+		defer zr.Close()
+		body = zr // bounded by the stream's limit: a gzip bomb stops at limit+1 bytes
 	}
-	if err := h.ready.check(r.Context()); err != nil {
-		return failf(http.StatusServiceUnavailable, codeUnavailable, "kafka unavailable: %v", err)
+	s := newLineStream(body, limit, p.buf, p.bufMax, p.maxCost)
+	received := start.UnixNano()
+	written := 0
+	for {
+		pts, err := s.next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return partial(h.streamError(err, p.bufMax), written, s)
+		}
+		if h.cfg.MaxPoints > 0 && s.points > h.cfg.MaxPoints {
+			return partial(failf(http.StatusRequestEntityTooLarge, codeTooLarge, "more than %d points, the limit per request", h.cfg.MaxPoints), written, s)
+		}
+		first := s.points - len(pts) // points before this chunk
+		for i := range pts {
+			t := pts[i].Time
+			switch {
+			case t == 0:
+				pts[i].Time = received
+			case t > math.MaxInt64/scale || t < math.MinInt64/scale:
+				return partial(failf(http.StatusBadRequest, codeInvalid, "point %d: timestamp %d out of range for its precision", first+i+1, t), written, s)
+			default:
+				pts[i].Time = t * scale
+			}
+		}
+		if written == 0 {
+			if err := h.ready.check(r.Context()); err != nil {
+				return failf(http.StatusServiceUnavailable, codeUnavailable, "kafka unavailable: %v", err)
+			}
+		}
+		// SendBatch encodes the points before it returns, so the stream may
+		// reuse their memory for the next chunk.
+		if err := h.out.SendBatch(r.Context(), pts); err != nil {
+			return partial(failf(http.StatusServiceUnavailable, codeUnavailable, "points not acknowledged by kafka: %v", err), written, s)
+		}
+		written += len(pts)
+		h.points.Add(float64(len(pts)))
 	}
-	if err := h.out.SendBatch(r.Context(), pts); err != nil {
-		return failf(http.StatusServiceUnavailable, codeUnavailable, "points not acknowledged by kafka: %v", err)
+}
+
+// partial adds to err which lines were written before it, if any: the
+// client learns what a retry would write twice.
+func partial(err *statusError, written int, s *lineStream) *statusError {
+	if written > 0 {
+		err.msg += fmt.Sprintf("; partial write: the %d points on lines 1 to %d were written", written, s.linesBefore())
 	}
-	h.points.Add(float64(len(pts)))
-	return nil
+	return err
+}
+
+// gzipEncoded reports whether r's body is gzipped, or a 415 for an encoding
+// other than gzip or none.
+func gzipEncoded(r *http.Request) (bool, *statusError) {
+	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
+	case "", "identity":
+		return false, nil
+	case "gzip":
+		return true, nil
+	default:
+		return false, failf(http.StatusUnsupportedMediaType, codeUnsupported, "Content-Encoding %q: want gzip or none", enc)
+	}
+}
+
+func (h *writeHandler) tooLarge() *statusError {
+	return failf(http.StatusRequestEntityTooLarge, codeTooLarge, "request body exceeds the limit of %d bytes", h.cfg.MaxBodyBytes)
+}
+
+// streamError maps an error of lineStream.next: a parse error is a 400 that
+// locates it, a body or line over its limit (bufMax bytes) a 413.
+func (h *writeHandler) streamError(err error, bufMax int) *statusError {
+	var de *point.DecodeError
+	switch {
+	case errors.As(err, &de):
+		return failf(http.StatusBadRequest, codeInvalid, "%s", de.Error())
+	case errors.Is(err, errBodyTooLarge):
+		return h.tooLarge()
+	case errors.Is(err, errLineTooLarge):
+		return failf(http.StatusRequestEntityTooLarge, codeTooLarge, "%v: over %d bytes, or too many tags and fields to decode in one piece", err, bufMax)
+	}
+	return h.bodyError("read body", err)
 }
 
 // precisionScale returns the nanoseconds in one unit of precision p; v1
@@ -391,47 +500,12 @@ func (h *writeHandler) authorized(r *http.Request, v1 bool) bool {
 	return subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
 }
 
-// readBody returns r's body, decompressed, or a 413 when it, compressed or
-// not, exceeds MaxBodyBytes.
-func (h *writeHandler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *statusError) {
-	limit := int64(h.cfg.MaxBodyBytes)
-	tooLarge := failf(http.StatusRequestEntityTooLarge, codeTooLarge, "request body exceeds the limit of %d bytes", limit)
-	if r.ContentLength > limit {
-		return nil, tooLarge
-	}
-	// MaxBytesReader bounds the raw body (chunked ones included) and makes
-	// the server close the connection after the 413.
-	var body io.Reader = http.MaxBytesReader(w, r.Body, limit)
-	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
-	case "", "identity":
-	case "gzip":
-		zr, err := gzip.NewReader(body)
-		if err != nil {
-			return nil, bodyError("gzip", err, tooLarge)
-		}
-		defer zr.Close()
-		// The decompressed body is bounded by the ReadAll below: a gzip
-		// bomb stops at limit+1 bytes.
-		body = zr
-	default:
-		return nil, failf(http.StatusUnsupportedMediaType, codeUnsupported, "Content-Encoding %q: want gzip or none", enc)
-	}
-	b, err := io.ReadAll(io.LimitReader(body, limit+1))
-	if err != nil {
-		return nil, bodyError("read body", err, tooLarge)
-	}
-	if int64(len(b)) > limit {
-		return nil, tooLarge
-	}
-	return b, nil
-}
-
 // bodyError maps a failure to read or gunzip the body: the raw body over
-// the limit is tooLarge, anything else (a broken gzip stream, a client
-// that went away) a 400.
-func bodyError(what string, err error, tooLarge *statusError) *statusError {
+// the limit is a 413, anything else (a broken gzip stream, a client that
+// went away) a 400.
+func (h *writeHandler) bodyError(what string, err error) *statusError {
 	if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
-		return tooLarge
+		return h.tooLarge()
 	}
 	return failf(http.StatusBadRequest, codeInvalid, "%s: %v", what, err)
 }
@@ -442,7 +516,7 @@ func (h *writeHandler) fail(w http.ResponseWriter, r *http.Request, err *statusE
 	if allow != "" {
 		w.Header().Set("Allow", allow)
 	}
-	if err.status == http.StatusServiceUnavailable {
+	if err.status == http.StatusServiceUnavailable || err.status == http.StatusTooManyRequests {
 		// Telegraf and the InfluxDB clients retry after this many seconds.
 		w.Header().Set("Retry-After", "1")
 	}

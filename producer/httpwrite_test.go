@@ -63,12 +63,26 @@ func (s *fakeSink) SendBatch(ctx context.Context, pts []point.Point) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, p := range pts {
-		s.pts = append(s.pts, p.Clone())
+		s.pts = append(s.pts, detach(p))
 	}
 	if s.log != nil {
 		s.log.add("acked")
 	}
 	return nil
+}
+
+// detach copies p with its own strings: the handler reuses the memory of
+// the points it sent.
+func detach(p point.Point) point.Point {
+	q := p.Clone()
+	q.Measurement = strings.Clone(q.Measurement)
+	for i := range q.Tags {
+		q.Tags[i] = point.Tag{Key: strings.Clone(q.Tags[i].Key), Value: strings.Clone(q.Tags[i].Value)}
+	}
+	for i := range q.Fields {
+		q.Fields[i].Key = strings.Clone(q.Fields[i].Key)
+	}
+	return q
 }
 
 // lines returns the acknowledged points in line protocol, one per line.
@@ -468,8 +482,8 @@ func TestReadyCacheReusesProbe(t *testing.T) {
 }
 
 func TestWriteConfigValidate(t *testing.T) {
-	err := writeConfig{Listen: "nocolon", MaxBodyBytes: 0, MaxPoints: -1}.Validate()
-	for _, want := range []string{"--listen", "--max-body-bytes 0", "--max-points-per-request -1"} {
+	err := writeConfig{Listen: "nocolon", MaxBodyBytes: 0, MaxPoints: -1, MaxInflightBytes: 1000}.Validate()
+	for _, want := range []string{"--listen", "--max-body-bytes 0", "--max-points-per-request -1", "--max-inflight-bytes 1000"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Fatalf("error %v does not name %s", err, want)
 		}
@@ -542,6 +556,6 @@ func TestHTTPCommandFlags(t *testing.T) {
 	clitest.CheckFlagEnv(t, newHTTPApp, 15)
 	clitest.CheckRejects(t, newHTTPApp,
 		[]string{"producer", "http", "--listen", "nocolon", "--max-body-bytes", "0", "--max-points-per-request", "-1",
-			"--token", "a", "--token-file", "/nonexistent", "--kafka-brokers", "nohost", "--log-format", "xml"},
-		"--listen", "--max-body-bytes", "--max-points-per-request", "--token", "--kafka-brokers", "--log-format")
+			"--max-inflight-bytes", "-1", "--token", "a", "--token-file", "/nonexistent", "--kafka-brokers", "nohost", "--log-format", "xml"},
+		"--listen", "--max-body-bytes", "--max-points-per-request", "--max-inflight-bytes", "--token", "--kafka-brokers", "--log-format")
 }

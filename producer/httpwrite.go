@@ -119,10 +119,20 @@ func httpCommand(stderr io.Writer) *cli.Command {
 				if err != nil {
 					return fmt.Errorf("listen on --listen %s: %w", wc.Listen, err)
 				}
+				warnUnauthenticated(log, ln.Addr(), wc.Token)
 				return serveWrites(ctx, ln, h, log)
 			})
 		},
 	}
+}
+
+// warnUnauthenticated warns when the write endpoint listens on addr, which
+// other hosts can reach, without a token: anyone who can connect can write.
+func warnUnauthenticated(log zerolog.Logger, addr net.Addr, token service.Secret) {
+	if ta, ok := addr.(*net.TCPAddr); token.Reveal() != "" || (ok && ta.IP.IsLoopback()) {
+		return
+	}
+	log.Warn().Str("addr", addr.String()).Msg("write endpoint listens beyond loopback without --token: anyone who can connect can write points")
 }
 
 // shutdownGrace bounds how long in-flight writes (each waiting for Kafka's

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime/metrics"
@@ -15,7 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/metricpipe/metricpipe/shared/point"
+	"github.com/metricpipe/metricpipe/shared/service"
 )
 
 // countingSink counts the points it acknowledges. Like client.Producer's
@@ -295,4 +299,23 @@ func TestWritePartialWriteNamesLines(t *testing.T) {
 	if n == 0 || n > 50_000 {
 		t.Fatalf("%d points written, want some, at most 50,000", n)
 	}
+}
+
+func TestWarnUnauthenticated(t *testing.T) {
+	f := func(ip string, token service.Secret, warn bool) {
+		t.Helper()
+		var buf bytes.Buffer
+		warnUnauthenticated(zerolog.New(&buf), &net.TCPAddr{IP: net.ParseIP(ip), Port: 8186}, token)
+		if got := strings.Count(buf.String(), `"level":"warn"`); got != map[bool]int{false: 0, true: 1}[warn] {
+			t.Fatalf("%s, token %v: logged %q, want a warning: %v", ip, token != "", buf.String(), warn)
+		}
+	}
+	f("127.0.0.1", "", false)
+	f("127.0.0.2", "", false)
+	f("::1", "", false)
+	f("0.0.0.0", "", true)
+	f("::", "", true)
+	f("10.1.2.3", "", true)
+	f("0.0.0.0", "s3cret", false)
+	f("10.1.2.3", "s3cret", false)
 }

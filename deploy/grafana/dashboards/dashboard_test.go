@@ -701,13 +701,19 @@ func TestGrafanaInterpolate(t *testing.T) {
 
 // TestFluxOnInfluxDB runs a short pipeline on the test bed (synthetic
 // points with anomalies through Kafka to the consumer and an analyzer with
-// alert rules, into a fresh InfluxDB 1.8 database), then runs every Flux
+// alert rules, into a fresh InfluxDB 1.8 database and a fresh 2.x bucket
+// written with a token that may write to it alone), then runs every Flux
 // query of the dashboard, interpolated as Grafana would, and requires each to
 // parse and return rows of the shape its panel needs.
 func TestFluxOnInfluxDB(t *testing.T) {
+	for _, db := range testbed.Influxes(t) {
+		t.Run(db.Name, func(t *testing.T) { fluxOnInfluxDB(t, db) })
+	}
+}
+
+func fluxOnInfluxDB(t *testing.T, db testbed.Influx) {
 	brokers := testbed.KafkaBrokers(t)
-	influxURL := testbed.InfluxURL(t)
-	t.Logf("InfluxDB %s", testbed.InfluxVersion(t, influxURL))
+	t.Logf("InfluxDB %s", db.Version(t))
 	d := loadDashboard(t)
 
 	const (
@@ -715,14 +721,14 @@ func TestFluxOnInfluxDB(t *testing.T) {
 		steps    = 600 // per series: ten one-minute rollup windows
 		interval = time.Second
 	)
-	bucket, begin := runPipeline(t, brokers, influxURL, series, steps, interval)
+	bucket, begin := runPipeline(t, brokers, db, series, steps, interval)
 	from := begin.Add(-5 * time.Minute)
 	to := begin.Add(steps*interval + 5*time.Minute)
 	ctx := t.Context()
 	run := func(flux string) ([]map[string]any, error) {
 		qctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
-		return testbed.FluxRows(qctx, influxURL, flux)
+		return db.FluxRows(qctx, flux)
 	}
 
 	// The host to show: one with a resolved alert (so both annotations
@@ -883,10 +889,11 @@ func checkFiring(t *testing.T, q query, rows []map[string]any, run func(string) 
 // new database until both groups committed everything, and returns the
 // database's bucket and the time the first point is stamped with (about
 // now).
-func runPipeline(t *testing.T, brokers, influxURL string, series, steps int, interval time.Duration) (bucket string, begin time.Time) {
+func runPipeline(t *testing.T, brokers string, db testbed.Influx, series, steps int, interval time.Duration) (bucket string, begin time.Time) {
 	t.Helper()
 	topic := testbed.UniqueName("dashboard-")
-	bucket = testbed.CreateDatabase(t, influxURL, testbed.UniqueName("dashboard_"))
+	bucket = db.CreateBucket(t, testbed.UniqueName("dashboard_"))
+	influxFlags := db.ServiceFlags(bucket, db.WriteToken(t, bucket))
 	bins := testbed.BuildServices(t, t.TempDir())
 	admin, err := kafkaio.NewAdmin(kafkaio.Config{Brokers: []string{brokers}})
 	if err != nil {
@@ -919,12 +926,12 @@ func runPipeline(t *testing.T, brokers, influxURL string, series, steps int, int
 		t.Fatalf("producer: %v\n%s", err, p.Output())
 	}
 	groups := []string{topic + "-consumer", topic + "-analyzer"}
-	testbed.Start(t, "consumer", bins["consumer"], "--kafka-brokers", brokers, "--topic", topic, "--group", groups[0],
-		"--dlq-topic", topic+"-dlq", "--influx-url", influxURL, "--influx-bucket", bucket,
-		"--influx-flush-interval", "200ms", "--idle-flush", "2s", "--http-addr", testbed.FreeAddr(t), "--log-format", "console")
-	testbed.Start(t, "analyzer", bins["analyzer"], "--kafka-brokers", brokers, "--topic", topic, "--group", groups[1],
-		"--alert-topic", topic+"-alerts", "--rules", rules, "--influx-url", influxURL, "--influx-bucket", bucket,
-		"--http-addr", testbed.FreeAddr(t), "--log-format", "console")
+	testbed.Start(t, "consumer", bins["consumer"], append([]string{"--kafka-brokers", brokers, "--topic", topic, "--group", groups[0],
+		"--dlq-topic", topic + "-dlq", "--influx-flush-interval", "200ms", "--idle-flush", "2s",
+		"--http-addr", testbed.FreeAddr(t), "--log-format", "console"}, influxFlags...)...)
+	testbed.Start(t, "analyzer", bins["analyzer"], append([]string{"--kafka-brokers", brokers, "--topic", topic, "--group", groups[1],
+		"--alert-topic", topic + "-alerts", "--dlq-topic", topic + "-dlq", "--rules", rules,
+		"--http-addr", testbed.FreeAddr(t), "--log-format", "console"}, influxFlags...)...)
 	for _, g := range groups {
 		testbed.Eventually(t, 3*time.Minute, g+" committed to the end of every partition", func() (bool, string) {
 			ends, err := admin.PartitionEnds(t.Context(), topic)

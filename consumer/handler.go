@@ -220,35 +220,9 @@ func (h *handler) writeRaw(ctx context.Context, batch []kafka.Message) error {
 	if len(refused) == 0 {
 		return nil
 	}
-	var retried []point.Point // refused points that carried averages, without them
-	var origin []int          // index in refused of each retried point
-	for i, r := range refused {
-		if len(h.lines[r.Index].Fields) > len(h.pts[r.Index].Fields) {
-			retried = append(retried, h.pts[r.Index])
-			origin = append(origin, i)
-		}
-	}
-	again, err := h.out.writer.Write(ctx, retried)
+	bad, err := h.retryWithoutAverages(ctx, refused)
 	if err != nil {
 		return err
-	}
-	bad := make([]bool, len(refused)) // the point itself was refused
-	for i := range refused {
-		bad[i] = true
-	}
-	for i, j := 0, 0; i < len(retried); i++ {
-		if j < len(again) && again[j].Index == i {
-			j++
-			continue
-		}
-		r := refused[origin[i]]
-		bad[origin[i]] = false
-		h.out.metrics.pointsWritten.Inc()
-		avg := h.pts[r.Index]
-		avg.Fields = h.lines[r.Index].Fields[len(avg.Fields):]
-		if err := h.out.deadLetterDerived(ctx, []point.Point{avg}, r.Err); err != nil {
-			return err
-		}
 	}
 	// The refused points of each message, in batch order.
 	for i := 0; i < len(refused); {
@@ -266,6 +240,41 @@ func (h *handler) writeRaw(ctx context.Context, batch []kafka.Message) error {
 		}
 	}
 	return nil
+}
+
+// retryWithoutAverages writes again, without their moving averages, the
+// refused points that carried some; it dead-letters the averages of those
+// InfluxDB now takes, and reports which refusals still stand.
+func (h *handler) retryWithoutAverages(ctx context.Context, refused []influx.Refusal) (bad []bool, err error) {
+	bad = make([]bool, len(refused))
+	var retried []point.Point // refused points that carried averages, without them
+	var origin []int          // index in refused of each retried point
+	for i, r := range refused {
+		bad[i] = true
+		if len(h.lines[r.Index].Fields) > len(h.pts[r.Index].Fields) {
+			retried = append(retried, h.pts[r.Index])
+			origin = append(origin, i)
+		}
+	}
+	again, err := h.out.writer.Write(ctx, retried)
+	if err != nil {
+		return nil, err
+	}
+	for i, j := 0, 0; i < len(retried); i++ {
+		if j < len(again) && again[j].Index == i {
+			j++
+			continue
+		}
+		r := refused[origin[i]]
+		bad[origin[i]] = false
+		h.out.metrics.pointsWritten.Inc()
+		avg := h.pts[r.Index]
+		avg.Fields = h.lines[r.Index].Fields[len(avg.Fields):]
+		if err := h.out.deadLetterDerived(ctx, []point.Point{avg}, r.Err); err != nil {
+			return nil, err
+		}
+	}
+	return bad, nil
 }
 
 // spanOf returns the span of the message point i was decoded from.

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # testbed.sh installs and runs the real services metricpipe's integration tests
 # talk to: an Apache Kafka KRaft broker (jars from Maven Central, run with the
-# machine's Java) and InfluxDB 1.8.10 (built from the Go module proxy). It needs
-# only Go, Java 17 and Maven.
+# machine's Java), InfluxDB 1.8.10 (built from the Go module proxy) and
+# InfluxDB 2.7.12 (built from the Go module proxy and crates.io: see
+# scripts/testbed/influxdb2.sh). It needs Go, Java 17, Maven and cargo.
 #
-#   scripts/testbed.sh install [kafka|influx]  resolve Kafka's jars, build influxd (cached)
-#   scripts/testbed.sh start             start both on loopback, print the test env
-#   scripts/testbed.sh stop              stop both
+#   scripts/testbed.sh install [kafka|influx|influx2]
+#                                        resolve Kafka's jars, build both influxd (cached)
+#   scripts/testbed.sh start             start all three on loopback, create the
+#                                        database the services write to by default,
+#                                        print the test env and the services' env
+#   scripts/testbed.sh stop              stop them
 #   scripts/testbed.sh run -- CMD...     install, start, run CMD with the test env,
 #                                        stop whatever happens; exits with CMD's code
 #   scripts/testbed.sh influx stop|start [fresh]
@@ -29,7 +33,8 @@
 # Settings (environment): METRICPIPE_CACHE (downloads and builds, default
 # ~/.cache/metricpipe), METRICPIPE_TESTBED_DIR (data, logs and pids, default
 # .cache/testbed in the repo), METRICPIPE_TESTBED_KAFKA_PORT (19092; the
-# controller listens on the next port), METRICPIPE_TESTBED_INFLUX_PORT (18086).
+# controller listens on the next port), METRICPIPE_TESTBED_INFLUX_PORT (18086),
+# METRICPIPE_TESTBED_INFLUX2_PORT (18096).
 # The cluster: METRICPIPE_TESTBED_CLUSTER_PORT (19100): node N listens on
 # base+10(N-1) (plaintext), +1 (TLS), +2 (SASL_SSL) and +3 (controller);
 # METRICPIPE_TESTBED_CLUSTER_INFLUX_PORT (base+86, and +2 for its RPC) for the
@@ -57,6 +62,8 @@ influx_version=1.8.10
 pom_hash=$(sha256sum "$root/scripts/testbed/pom.xml" | cut -c1-12)
 kafka_libs=$cache/kafka-$kafka_version/libs-$pom_hash
 influxd=$cache/influxdb-$influx_version/bin/influxd
+# shellcheck source=testbed/influxdb2.sh
+source "$root/scripts/testbed/influxdb2.sh"
 
 log() { printf 'testbed: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -224,11 +231,28 @@ export METRICPIPE_TEST_INFLUX_VERSION=$(cat "$state/influxdb/version")
 export METRICPIPE_TEST_TESTBED="$root/scripts/testbed.sh"
 export METRICPIPE_TESTBED_DIR="$state"
 EOF
+  influx2_env >>"$state/env"
+}
+
+# services_env creates the database the services write to by default on
+# 1.8 and prints the environment that points them at the test bed.
+services_env() {
+  curl -fsS -o /dev/null -X POST "http://127.0.0.1:$influx_port/query" --data-urlencode 'q=CREATE DATABASE metricpipe' ||
+    die "creating database metricpipe on InfluxDB 1.8 failed"
+  cat <<EOF
+# The services against this test bed (database metricpipe created on 1.8):
+export METRICPIPE_KAFKA_BROKERS=127.0.0.1:$kafka_port
+export METRICPIPE_INFLUX_URL=http://127.0.0.1:$influx_port
+export METRICPIPE_INFLUX_BUCKET=metricpipe/autogen
+# or InfluxDB 2.7 (bucket metricpipe created at setup):
+# export METRICPIPE_INFLUX_URL=http://127.0.0.1:$influx2_port METRICPIPE_INFLUX_ORG=$influx2_org METRICPIPE_INFLUX_BUCKET=metricpipe METRICPIPE_INFLUX_TOKEN=$influx2_token
+EOF
 }
 
 stop_all() {
   stop_one kafka
   stop_one influxdb
+  stop_one influxdb2
 }
 
 start_all() {
@@ -236,6 +260,7 @@ start_all() {
   stop_all
   start_kafka
   start_influx fresh
+  start_influx2
   write_env
 }
 
@@ -525,15 +550,19 @@ install)
   case "${1:-all}" in
   kafka) install_kafka ;;
   influx) install_influx ;;
-  all) install_kafka && install_influx ;;
-  *) die "usage: $0 install [kafka|influx]" ;;
+  influx2) install_influx2 ;;
+  all) install_kafka && install_influx && install_influx2 ;;
+  *) die "usage: $0 install [kafka|influx|influx2]" ;;
   esac
   ;;
 start)
   install_kafka
   install_influx
+  install_influx2
   start_all
+  echo "# The integration tests' environment:"
   cat "$state/env"
+  services_env
   ;;
 stop) stop_all ;;
 env) cat "$state/env" ;;
@@ -554,6 +583,7 @@ run)
   [ $# -gt 0 ] || die "usage: $0 run -- CMD..."
   install_kafka
   install_influx
+  install_influx2
   trap stop_all EXIT
   trap 'exit 130' INT TERM
   start_all

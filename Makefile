@@ -6,7 +6,7 @@ LDFLAGS := -X github.com/metricpipe/metricpipe/shared/service.version=$(VERSION)
 SERVICES := producer consumer analyzer
 FUZZTIME ?= 2m
 
-.PHONY: help build test test-race test-unit vet bench eval docs fuzz demo testbed-start testbed-stop clean
+.PHONY: help build test test-faults test-race test-unit vet bench eval docs fuzz demo testbed-start testbed-stop clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -23,13 +23,22 @@ vet: ## go vet and gofmt
 # The whole suite against a real Apache Kafka and a real InfluxDB 1.8.10,
 # installed (cached) and started by scripts/testbed.sh, stopped whatever happens.
 # METRICPIPE_TEST_REQUIRE_INTEGRATION=1 turns an integration skip into a failure.
+# The fault suite (TestFaults) needs the 3-node cluster of test-faults: left
+# out here, where the single broker runs.
 test: vet ## run every test against the real test bed (Kafka + InfluxDB)
 	METRICPIPE_TEST_REQUIRE_INTEGRATION=1 scripts/testbed.sh run -- \
-	  $(GO) test -count=1 -timeout 20m -v ./...
+	  $(GO) test -count=1 -timeout 20m -v -skip '^TestFaults$$' ./...
+
+# A real 3-node KRaft cluster (TLS and SASL/SCRAM listeners too) and its own
+# InfluxDB, started by scripts/testbed.sh and stopped whatever happens; the
+# suite kills, freezes and restarts brokers through the same script.
+test-faults: ## the fault suite on a real 3-broker Kafka cluster (kill -9, SIGSTOP, restarts, TLS, SASL)
+	METRICPIPE_TEST_REQUIRE_INTEGRATION=1 scripts/testbed.sh cluster run -- \
+	  $(GO) test -count=1 -timeout 20m -v -run '^TestFaults$$' ./internal/e2e
 
 test-race: ## the whole suite with the race detector, services included
 	METRICPIPE_TEST_REQUIRE_INTEGRATION=1 METRICPIPE_TEST_RACE=1 scripts/testbed.sh run -- \
-	  $(GO) test -race -count=1 -timeout 30m ./...
+	  $(GO) test -race -count=1 -timeout 30m -skip '^TestFaults$$' ./...
 
 test-unit: ## fast tests only (integration tests skip)
 	$(GO) test -count=1 ./...

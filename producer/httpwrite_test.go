@@ -162,7 +162,7 @@ func serve(h http.Handler, q req) *httptest.ResponseRecorder {
 	return rec
 }
 
-func gz(t *testing.T, b []byte) []byte {
+func gz(t testing.TB, b []byte) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)

@@ -543,6 +543,21 @@ func (b *faultBed) recovery(group string, timeout time.Duration) func() (time.Du
 	return func() (time.Duration, string) { r := <-done; return r.worst, r.each }
 }
 
+// coordinators says which node coordinates each group of the bed, for the
+// log of a fault: a group whose coordinator fails stalls all its commits.
+func (b *faultBed) coordinators() string {
+	var out []string
+	for _, g := range []string{b.consumerGroup(), b.analyzerGroup()} {
+		n, err := b.s.c.Coordinator(b.t.Context(), g)
+		if err != nil {
+			out = append(out, fmt.Sprintf("%s: %v", g, err))
+			continue
+		}
+		out = append(out, fmt.Sprintf("group %s coordinated by node %d", g, n))
+	}
+	return strings.Join(out, ", ")
+}
+
 // metric reads the value of a counter (summed over its labels) from a
 // service's /metrics; found is false when the service does not export it.
 func metric(addr, name string) (v float64, found bool, err error) {

@@ -81,9 +81,10 @@ func faultKillLeader(t *testing.T, s *faultSuite) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		coord := b.coordinators()
 		rec := b.recovery(b.consumerGroup(), 2*time.Minute)
 		s.c.Kill(t, node)
-		t.Logf("node %d, leader of partitions %v, killed (SIGKILL)", node, n)
+		t.Logf("node %d, leader of partitions %v, killed (SIGKILL); %s", node, n, coord)
 		hold(t, 15*time.Second, procs[:2]...)
 		s.c.Restart(t, node)
 		t.Logf("node %d started again", node)
@@ -127,9 +128,10 @@ func faultFreeze(t *testing.T, s *faultSuite) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		coord := b.coordinators()
 		rec := b.recovery(b.consumerGroup(), 2*time.Minute)
 		s.c.Pause(t, node)
-		t.Logf("node %d, leader of partitions %v, frozen (SIGSTOP)", node, n)
+		t.Logf("node %d, leader of partitions %v, frozen (SIGSTOP); %s", node, n, coord)
 		hold(t, 30*time.Second, procs[:2]...)
 		s.c.Resume(t, node)
 		t.Logf("node %d thawed (SIGCONT)", node)

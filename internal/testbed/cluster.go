@@ -176,6 +176,19 @@ func (c *Cluster) BusiestLeader(ctx context.Context, topic string) (node int, pa
 	return node, partitions, nil
 }
 
+// Coordinator returns the node coordinating group: the one its commits and
+// heartbeats go to.
+func (c *Cluster) Coordinator(ctx context.Context, group string) (int, error) {
+	res, err := c.client.FindCoordinator(ctx, &kafka.FindCoordinatorRequest{Key: group, KeyType: kafka.CoordinatorKeyTypeConsumer})
+	if err == nil {
+		err = res.Error
+	}
+	if err != nil {
+		return 0, fmt.Errorf("coordinator of group %q: %w", group, err)
+	}
+	return res.Coordinator.NodeID, nil
+}
+
 // OutOfSync lists the partitions, of every topic, whose in-sync replicas
 // are fewer than their replicas or that have no leader.
 func (c *Cluster) OutOfSync(ctx context.Context) ([]string, error) {

@@ -1,12 +1,12 @@
 package kafkaio
 
 import (
-	"bytes"
 	"cmp"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
+	"slices"
 	"time"
 	"unsafe"
 
@@ -26,7 +26,23 @@ type recordSet struct {
 	from          int64           // the fetch offset: a batch may begin before it
 	msgs          []kafka.Message // decoded so far
 	headers       []kafka.Header  // backing store of their headers
+
+	// readCommitted drops the records of aborted transactions: aborted
+	// lists the response's, as the broker sent them; active holds the
+	// producers whose aborted transaction the batches are inside.
+	readCommitted bool
+	aborted       []abortedTxn
+	active        []int64
+	// inflateMax bounds the bytes the response's batches decompress to,
+	// together; inflated counts them.
+	inflateMax int
+	inflated   int
+	dec        *decompressor
 }
+
+// abortedTxn is an aborted transaction of a fetch response: its producer
+// and its first offset.
+type abortedTxn struct{ producerID, firstOffset int64 }
 
 // batchHeaderSize is a record batch's fixed part, from the base offset to
 // the record count.
@@ -38,23 +54,33 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 const (
 	attrCompression   = 0x07
 	attrLogAppendTime = 0x08
+	attrTransactional = 0x10
 	attrControl       = 0x20
 )
 
 // decode appends the messages of records at or after rs.from to rs.msgs,
 // and returns the offset to fetch next: past the last complete batch
-// appended, including records a compaction removed and transaction markers.
-// No message of a batch that fails to decode is appended. A batch cut off
-// at the end of the response (the broker fills up to the fetch's size) is
-// left for the next fetch; a response with no complete batch at all is an
-// error, since fetching again would return the same.
+// decoded, including records a compaction removed, transaction markers and
+// aborted transactions. A batch cut off at the end of the response (the
+// broker fills up to the fetch's size) is left for the next fetch; a
+// response with no complete batch at all is a *corruptBatchError wrapping
+// errIncomplete, since fetching again with the same size would return the
+// same. A batch that cannot be decoded ends the response with a
+// *corruptBatchError, after the messages of the batches before it. So
+// does a compressed batch that would take the response's decompressed
+// bytes beyond inflateMax, unless batches before it took some: then
+// decoding stops before it, without error, and the next fetch starts
+// with it.
 func (rs *recordSet) decode(records []byte) (int64, error) {
 	next := rs.from
+	if rs.readCommitted && len(rs.aborted) > 1 {
+		slices.SortFunc(rs.aborted, func(a, b abortedTxn) int { return cmp.Compare(a.firstOffset, b.firstOffset) })
+	}
 	for len(records) >= 12 {
 		baseOffset := int64(binary.BigEndian.Uint64(records))
 		size := 12 + int(int32(binary.BigEndian.Uint32(records[8:])))
 		if size < batchHeaderSize {
-			return next, fmt.Errorf("record batch at offset %d: length %d is too short", baseOffset, size)
+			return next, rs.corrupt(records, nil, next, fmt.Errorf("length %d is too short", size))
 		}
 		if size > len(records) {
 			break
@@ -64,15 +90,44 @@ func (rs *recordSet) decode(records []byte) (int64, error) {
 		n := len(rs.msgs)
 		if err := rs.decodeBatch(batch); err != nil {
 			rs.msgs = rs.msgs[:n]
-			return next, fmt.Errorf("record batch at offset %d: %w", baseOffset, err)
+			if errors.Is(err, errInflateLimit) && rs.inflated > 0 {
+				return next, nil // the rest next time, with a cap of its own
+			}
+			return next, rs.corrupt(batch, records, next, err)
 		}
 		lastOffsetDelta := int64(int32(binary.BigEndian.Uint32(batch[23:])))
 		next = max(next, baseOffset+lastOffsetDelta+1)
 	}
 	if next == rs.from && len(records) > 0 {
-		return next, fmt.Errorf("fetch at offset %d: %d bytes hold no complete record batch", rs.from, len(records))
+		return next, rs.corrupt(records, nil, next, fmt.Errorf("larger than the %d bytes fetched: %w", len(records), errIncomplete))
 	}
 	return next, nil
+}
+
+// corrupt returns a corruptBatchError for the batch at the start of batch
+// (whole, cut off, or just a few bytes), followed by rest. A skip goes to the next batch's base
+// offset when rest holds one, else past the batch's last offset delta; at
+// least past next, and no further than the high-water mark.
+func (rs *recordSet) corrupt(batch, rest []byte, next int64, err error) *corruptBatchError {
+	base := next // a response cut before the base offset names none
+	if len(batch) >= 8 {
+		base = int64(binary.BigEndian.Uint64(batch))
+	}
+	to := base + 1
+	if len(batch) >= 27 {
+		if delta := int32(binary.BigEndian.Uint32(batch[23:])); delta > 0 {
+			to = base + int64(delta) + 1
+		}
+	}
+	if len(rest) >= 8 {
+		if nb := int64(binary.BigEndian.Uint64(rest)); nb > base {
+			to = nb // outside the CRC, but consistent with the framing that found it
+		}
+	}
+	if rs.highWaterMark > next {
+		to = min(to, rs.highWaterMark) // a damaged delta must not jump over the log
+	}
+	return &corruptBatchError{offset: base, next: max(to, next+1), err: err}
 }
 
 func (rs *recordSet) decodeBatch(batch []byte) error {
@@ -83,20 +138,41 @@ func (rs *recordSet) decodeBatch(batch []byte) error {
 		return fmt.Errorf("CRC mismatch (stored %08x, computed %08x)", want, got)
 	}
 	attrs := binary.BigEndian.Uint16(batch[21:])
-	if attrs&attrControl != 0 {
-		return nil // a transaction marker, not a message
-	}
 	baseOffset := int64(binary.BigEndian.Uint64(batch))
 	lastOffset := baseOffset + int64(int32(binary.BigEndian.Uint32(batch[23:])))
+	if producerID := int64(binary.BigEndian.Uint64(batch[43:])); rs.readCommitted && producerID >= 0 {
+		// As Kafka's consumer does: a transaction of the response's aborted
+		// list is aborted from its first offset on, up to its producer's
+		// abort marker.
+		for len(rs.aborted) > 0 && rs.aborted[0].firstOffset <= lastOffset {
+			rs.active = append(rs.active, rs.aborted[0].producerID)
+			rs.aborted = rs.aborted[1:]
+		}
+		if i := slices.Index(rs.active, producerID); i >= 0 {
+			if attrs&attrControl != 0 {
+				abort, err := rs.abortMarker(batch, attrs)
+				if err != nil {
+					return err
+				}
+				if abort {
+					rs.active = slices.Delete(rs.active, i, i+1)
+				}
+				return nil
+			}
+			if attrs&attrTransactional != 0 {
+				return nil // an aborted transaction's records
+			}
+		}
+	}
+	if attrs&attrControl != 0 || lastOffset < rs.from {
+		return nil // a transaction marker, or wholly before the fetch offset
+	}
 	baseTime := int64(binary.BigEndian.Uint64(batch[27:]))
 	maxTime := int64(binary.BigEndian.Uint64(batch[35:]))
 	count := int(int32(binary.BigEndian.Uint32(batch[57:])))
-	body := batch[batchHeaderSize:]
-	if codec := compress.Compression(attrs & attrCompression); codec != compress.None {
-		var err error
-		if body, err = decompress(codec, body); err != nil {
-			return err
-		}
+	body, err := rs.body(batch, attrs)
+	if err != nil {
+		return err
 	}
 	r := wireReader{b: body}
 	for i := 0; i < count; i++ {
@@ -147,23 +223,49 @@ func (rs *recordSet) decodeBatch(batch []byte) error {
 	return nil
 }
 
-// decompress returns body decompressed into a buffer of its own, refusing
-// to inflate it beyond maxResponseSize.
-func decompress(c compress.Compression, body []byte) ([]byte, error) {
-	codec := c.Codec()
-	if codec == nil {
-		return nil, fmt.Errorf("unknown compression codec %d", c)
+// maxInflate bounds the bytes one fetch response decompresses to, so that
+// a compression bomb cannot exhaust memory; it is also the largest batch
+// the consumers accept decompressed. A 1 MiB response of metric lines
+// rarely inflates past 10 MiB.
+const maxInflate = 32 << 20
+
+// body returns the batch's records, decompressed within what is left of
+// the response's cap.
+func (rs *recordSet) body(batch []byte, attrs uint16) ([]byte, error) {
+	body := batch[batchHeaderSize:]
+	codec := compress.Compression(attrs & attrCompression)
+	if codec == compress.None {
+		return body, nil
 	}
-	zr := codec.NewReader(bytes.NewReader(body))
-	defer zr.Close()
-	out, err := io.ReadAll(io.LimitReader(zr, maxResponseSize+1))
+	if rs.dec == nil {
+		rs.dec = &decompressor{}
+	}
+	limit := cmp.Or(rs.inflateMax, maxInflate) - rs.inflated
+	body, err := rs.dec.decompress(codec, body, limit)
+	if errors.Is(err, errInflateLimit) {
+		return nil, fmt.Errorf("%s: decompresses to more than %d bytes: %w", codec, limit, err)
+	}
+	rs.inflated += len(body)
+	return body, err
+}
+
+// abortMarker reports whether a control batch is a transaction's abort
+// marker: its record's key is a version and a type, 0 for abort.
+func (rs *recordSet) abortMarker(batch []byte, attrs uint16) (bool, error) {
+	body, err := rs.body(batch, attrs)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", codec.Name(), err)
+		return false, err
 	}
-	if len(out) > maxResponseSize {
-		return nil, fmt.Errorf("%s: decompresses to more than %d bytes", codec.Name(), maxResponseSize)
+	r := wireReader{b: body}
+	rec := wireReader{b: r.take(int(r.varint()))}
+	rec.take(1)  // attributes
+	rec.varint() // timestamp delta
+	rec.varint() // offset delta
+	key := rec.varBytes()
+	if err := cmp.Or(r.err, rec.err); err != nil || len(key) < 4 {
+		return false, fmt.Errorf("control record: %w", cmp.Or(err, errTruncated))
 	}
-	return out, nil
+	return binary.BigEndian.Uint16(key[2:]) == 0, nil
 }
 
 // messageTime converts a record's timestamp (milliseconds; -1 when the

@@ -3,8 +3,10 @@ package kafkaio
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"hash/crc32"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -159,27 +161,128 @@ func TestRecordSetRejectsDamage(t *testing.T) {
 	}
 }
 
-// FuzzRecordSet feeds damaged fetch responses to the decoder, with each
-// batch's CRC recomputed so that the damage reaches the record parsing, and
-// compression off: the codecs are kafka-go's, and snappy's allocates what
-// a block header claims, up to 4 GiB, before it finds the block bad. It
-// must not panic, and must return only messages at or after the fetch
-// offset, in order, with the next offset past them.
+// txnLog is a partition's log with transactions: producer 7's first
+// transaction (offsets 3..5, compressed) is aborted by the marker at 8,
+// producer 8's (6..7) committed at 9, and producer 7's second (12..13)
+// committed at 14; the rest is not transactional.
+func txnLog(t testing.TB) ([]byte, []abortedTxn) {
+	var b []byte
+	b = appendBatch(t, b, batchSpec{base: 0, values: offsetValues(0, 3)})
+	b = appendBatch(t, b, batchSpec{base: 3, values: offsetValues(3, 6), producerID: 7, txn: true, codec: compress.Gzip})
+	b = appendBatch(t, b, batchSpec{base: 6, values: offsetValues(6, 8), producerID: 8, txn: true})
+	b = appendBatch(t, b, batchSpec{base: 8, values: []string{""}, producerID: 7, control: 1})
+	b = appendBatch(t, b, batchSpec{base: 9, values: []string{""}, producerID: 8, control: 2})
+	b = appendBatch(t, b, batchSpec{base: 10, values: offsetValues(10, 12)})
+	b = appendBatch(t, b, batchSpec{base: 12, values: offsetValues(12, 14), producerID: 7, txn: true})
+	b = appendBatch(t, b, batchSpec{base: 14, values: []string{""}, producerID: 7, control: 2})
+	return b, []abortedTxn{{producerID: 7, firstOffset: 3}}
+}
+
+// Under read_committed the records of aborted transactions are dropped,
+// whatever fetch offset the response starts from, and under either level
+// transaction markers are; the next offset is past them all.
+func TestRecordSetDropsAbortedTransactions(t *testing.T) {
+	records, aborted := txnLog(t)
+	f := func(readCommitted bool, from int64, want []int64) {
+		t.Helper()
+		dec := &decompressor{}
+		rs := recordSet{from: from, readCommitted: readCommitted, aborted: slices.Clone(aborted), inflateMax: 1 << 20, dec: dec}
+		next, err := rs.decode(records)
+		var got []int64
+		for _, m := range rs.msgs {
+			if string(m.Value) != strconv.FormatInt(m.Offset, 10) {
+				t.Errorf("offset %d holds %q", m.Offset, m.Value)
+			}
+			got = append(got, m.Offset)
+		}
+		if err != nil || next != 15 || !slices.Equal(got, want) {
+			t.Errorf("read committed %v from %d: offsets %v, next %d, error %v; want %v, 15, nil", readCommitted, from, got, next, err, want)
+		}
+	}
+	f(true, 0, []int64{0, 1, 2, 6, 7, 10, 11, 12, 13})
+	f(true, 4, []int64{6, 7, 10, 11, 12, 13})
+	f(true, 9, []int64{10, 11, 12, 13})
+	f(false, 0, []int64{0, 1, 2, 3, 4, 5, 6, 7, 10, 11, 12, 13})
+}
+
+// bigBatches returns two gzip batches, offsets 0..9 and 10..19, each of
+// which decompresses to about 60 KB.
+func bigBatches(t testing.TB) []byte {
+	var b []byte
+	for base := int64(0); base < 20; base += 10 {
+		values := offsetValues(base, base+10)
+		for i := range values {
+			values[i] += strings.Repeat(" ", 6000)
+		}
+		b = appendBatch(t, b, batchSpec{base: base, values: values, codec: compress.Gzip})
+	}
+	return b
+}
+
+// The decompressed bytes of a response are capped, not just of each batch:
+// a batch that would go over is left for the next fetch, which starts with
+// it; only a batch over the cap on its own is refused.
+func TestRecordSetCapsDecompressionPerResponse(t *testing.T) {
+	records := bigBatches(t)
+	ends := batchEnds(records)
+	rs := recordSet{inflateMax: 100_000, dec: &decompressor{}}
+	next, err := rs.decode(records)
+	if len(rs.msgs) != 10 || next != 10 || err != nil {
+		t.Fatalf("got %d messages, next %d, error %v; want the first batch's 10, next 10, no error", len(rs.msgs), next, err)
+	}
+	rs = recordSet{from: 10, inflateMax: 100_000, dec: &decompressor{}}
+	if next, err := rs.decode(records[ends[0]:]); len(rs.msgs) != 10 || next != 20 || err != nil {
+		t.Fatalf("from 10: got %d messages, next %d, error %v; want 10, 20, nil", len(rs.msgs), next, err)
+	}
+	rs = recordSet{inflateMax: 50_000, dec: &decompressor{}}
+	next, err = rs.decode(records)
+	var corrupt *corruptBatchError
+	if len(rs.msgs) != 0 || next != 0 || !errors.As(err, &corrupt) || corrupt.offset != 0 || corrupt.next != 10 {
+		t.Fatalf("cap below one batch: got %d messages, next %d, error %v; want a corrupt batch at 0 to skip to 10", len(rs.msgs), next, err)
+	}
+}
+
+// fuzzSeeds are record sets of every codec, and with transactions.
+func fuzzSeeds(t testing.TB) [][]byte {
+	var seeds [][]byte
+	for _, codec := range []compress.Compression{compress.Gzip, compress.Snappy, compress.Lz4, compress.Zstd} {
+		b := appendBatch(t, nil, batchSpec{base: 0, values: offsetValues(0, 4), codec: codec})
+		b = appendBatch(t, b, batchSpec{base: 4, values: offsetValues(4, 8), codec: codec, producerID: 3, txn: true})
+		seeds = append(seeds, b)
+	}
+	records, _ := txnLog(t)
+	return append(seeds, records)
+}
+
+// FuzzRecordSet feeds damaged fetch responses to the decoder, compressed
+// with every codec, with each batch's CRC recomputed so that the damage
+// reaches the decompression and the record parsing, and an aborted
+// transactions list. It must not panic or allocate beyond the response's
+// decompression cap, and must return only messages at or after the fetch
+// offset, in order, with the next offset past them, or a corrupt batch to
+// skip forward, or an incomplete response.
 func FuzzRecordSet(f *testing.F) {
-	f.Add(recordsFixture(f), int64(0))
-	f.Add(recordsFixture(f), int64(6))
-	f.Fuzz(func(t *testing.T, records []byte, from int64) {
+	f.Add(recordsFixture(f), int64(0), []byte(nil))
+	f.Add(recordsFixture(f), int64(6), []byte(nil))
+	for _, seed := range fuzzSeeds(f) {
+		f.Add(seed, int64(0), binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, 7), 3))
+		f.Add(seed, int64(5), []byte(nil))
+	}
+	dec := &decompressor{}
+	f.Fuzz(func(t *testing.T, records []byte, from int64, aborted []byte) {
 		for at := 0; at+batchHeaderSize <= len(records); {
 			end := at + 12 + int(int32(binary.BigEndian.Uint32(records[at+8:])))
 			if end < at+batchHeaderSize || end > len(records) {
 				break
 			}
-			records[at+22] &^= attrCompression
 			binary.BigEndian.PutUint32(records[at+17:], crc32.Checksum(records[at+21:end], castagnoli))
 			at = end
 		}
-		rs := recordSet{from: from}
-		next, _ := rs.decode(records)
+		rs := recordSet{from: from, readCommitted: len(aborted) > 0, inflateMax: 1 << 20, dec: dec}
+		for ; len(aborted) >= 16; aborted = aborted[16:] {
+			rs.aborted = append(rs.aborted, abortedTxn{int64(binary.BigEndian.Uint64(aborted)), int64(binary.BigEndian.Uint64(aborted[8:]))})
+		}
+		next, err := rs.decode(records)
 		last := from - 1
 		for _, m := range rs.msgs {
 			if m.Offset <= last || m.Offset < from || m.Offset >= next {
@@ -189,6 +292,16 @@ func FuzzRecordSet(f *testing.F) {
 		}
 		if next < from {
 			t.Fatalf("next %d before the fetch offset %d", next, from)
+		}
+		var corrupt *corruptBatchError
+		switch {
+		case err == nil, errors.Is(err, errIncomplete):
+		case errors.As(err, &corrupt):
+			if corrupt.next <= next {
+				t.Fatalf("corrupt batch at %d: skipping to %d does not move past %d", corrupt.offset, corrupt.next, next)
+			}
+		default:
+			t.Fatalf("error %v: want a corrupt batch or an incomplete response", err)
 		}
 	})
 }

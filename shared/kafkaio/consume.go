@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -52,6 +51,9 @@ type GroupConfig struct {
 	// committed offset, a Warmer handler is given the messages an earlier
 	// owner already handled (0: none).
 	WarmUp time.Duration
+	// Fetch is what a partition does with offsets out of range, corrupt
+	// batches and transactions.
+	Fetch FetchPolicy
 }
 
 // Validate reports every invalid setting, each naming its flag.
@@ -78,6 +80,7 @@ func (g GroupConfig) Validate() error {
 	if g.WarmUp < 0 {
 		errs = append(errs, fmt.Errorf("--state-replay %s: want ≥ 0", g.WarmUp))
 	}
+	errs = append(errs, g.Fetch.validate()...)
 	return errors.Join(errs...)
 }
 
@@ -88,6 +91,10 @@ type consumerMetrics struct {
 	batchSeconds prometheus.Histogram
 	lag          *prometheus.GaugeVec
 	assigned     prometheus.Gauge
+	fetchErrors  *prometheus.CounterVec
+	offsetResets *prometheus.CounterVec
+	skipped      *prometheus.CounterVec
+	stuckSince   *prometheus.GaugeVec
 }
 
 func newConsumerMetrics(reg prometheus.Registerer, g GroupConfig) consumerMetrics {
@@ -102,11 +109,19 @@ func newConsumerMetrics(reg prometheus.Registerer, g GroupConfig) consumerMetric
 		batchSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "metricpipe_kafka_batch_handle_seconds",
 			Help: "Time to handle one batch, writes included.", ConstLabels: labels, Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "metricpipe_kafka_consumer_lag",
-			Help: "Messages behind the partition end at the last fetch, per assigned partition.", ConstLabels: labels}, []string{"partition"}),
+			Help: "Messages not yet handled: the partition end (high-water mark, or last stable offset under read_committed) at the last fetch, less the next offset to handle; per assigned partition.", ConstLabels: labels}, []string{"partition"}),
 		assigned: prometheus.NewGauge(prometheus.GaugeOpts{Name: "metricpipe_kafka_partitions_assigned",
 			Help: "Partitions assigned to this instance.", ConstLabels: labels}),
+		fetchErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "metricpipe_kafka_fetch_errors_total",
+			Help: "Failed fetches, each retried, by partition and Kafka error code (network: connection or protocol failures; corrupt: undecodable batches).", ConstLabels: labels}, []string{"partition", "code"}),
+		offsetResets: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "metricpipe_kafka_offset_resets_total",
+			Help: "Fetch offsets moved by the fetcher: out of range below the log start or beyond its end, or past a corrupt batch.", ConstLabels: labels}, []string{"partition", "reason"}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "metricpipe_kafka_messages_skipped_total",
+			Help: "Offsets never to be delivered: deleted by retention before they were consumed, jumped over by --reset-offset latest, or in corrupt batches skipped.", ConstLabels: labels}, []string{"partition", "reason"}),
+		stuckSince: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "metricpipe_kafka_partition_stuck_since_seconds",
+			Help: "Unix time since which the partition has been stuck at a batch it cannot decode (--on-corrupt-batch stop); 0 when fine.", ConstLabels: labels}, []string{"partition"}),
 	}
-	reg.MustRegister(m.fetched, m.committed, m.commitErrors, m.batchSeconds, m.lag, m.assigned)
+	reg.MustRegister(m.fetched, m.committed, m.commitErrors, m.batchSeconds, m.lag, m.assigned, m.fetchErrors, m.offsetResets, m.skipped, m.stuckSince)
 	return m
 }
 
@@ -151,6 +166,8 @@ type GroupConsumer struct {
 	cfg      GroupConfig
 	log      zerolog.Logger
 	metrics  consumerMetrics
+	partsMu  sync.Mutex
+	parts    map[int]*partitionHealth // assigned partitions, for Check
 }
 
 // NewGroupConsumer joins cfg.Group on cfg.Topic. A partition with no
@@ -188,7 +205,8 @@ func NewGroupConsumer(kc Config, cfg GroupConfig, log zerolog.Logger, reg promet
 	if err != nil {
 		return nil, fmt.Errorf("join group %q: %w", cfg.Group, err)
 	}
-	return &GroupConsumer{group: group, kc: kc, dialer: dialer, security: security, cfg: cfg, log: log, metrics: newConsumerMetrics(reg, cfg)}, nil
+	return &GroupConsumer{group: group, kc: kc, dialer: dialer, security: security, cfg: cfg, log: log, metrics: newConsumerMetrics(reg, cfg),
+		parts: make(map[int]*partitionHealth)}, nil
 }
 
 func kafkaLogger(log zerolog.Logger) kafka.Logger {
@@ -266,17 +284,17 @@ type partition struct {
 	log    zerolog.Logger
 	marked int64 // last offset handed to the committer (next to read); negative when none
 	last   int64 // offset of the last handled message; -1 before the first
-	lag    prometheus.Gauge
+	health *partitionHealth
 }
 
 // runPartition fetches one partition from its assigned offset and feeds its
 // handler in batches. It returns nil when the assignment ends (genCtx) or
 // after draining on a stop (ctx); an error only when the handler fails.
 func (c *GroupConsumer) runPartition(ctx, genCtx context.Context, cm *committer, a kafka.PartitionAssignment, h Handler) error {
-	pl := strconv.Itoa(a.ID)
-	p := &partition{c: c, cm: cm, id: a.ID, h: h, marked: a.Offset, last: -1, lag: c.metrics.lag.WithLabelValues(pl),
+	health, untrack := c.track(a.ID)
+	defer untrack()
+	p := &partition{c: c, cm: cm, id: a.ID, h: h, marked: a.Offset, last: -1, health: health,
 		log: c.log.With().Int("partition", a.ID).Logger()}
-	defer c.metrics.lag.DeleteLabelValues(pl)
 	p.log.Debug().Int64("offset", a.Offset).Msg("partition assigned")
 
 	// A revocation is the generation ending while no stop was requested.
@@ -301,10 +319,14 @@ func (c *GroupConsumer) runPartition(ctx, genCtx context.Context, cm *committer,
 
 	// The fetcher reads the next response while the handler works.
 	f := &fetcher{dialer: c.dialer, security: c.security, brokers: c.kc.Brokers, topic: c.cfg.Topic, partition: a.ID,
-		maxBytes: fetchMaxBytes, maxWait: fetchMaxWait, backoff: retry.Backoff{Initial: fetchRetryMin, Max: fetchRetryMax}, log: p.log, free: make(chan chunk, 2)}
+		maxBytes: fetchMaxBytes, maxWait: fetchMaxWait, backoff: retry.Backoff{Initial: fetchRetryMin, Max: fetchRetryMax}, log: p.log, free: make(chan chunk, 2),
+		policy: c.cfg.Fetch, resume: max(a.Offset, 0), growTo: fetchGrowTo, inflateMax: maxInflate, refresh: fetchMaxWait,
+		health: health, metrics: c.metrics.partition(a.ID)}
 	start, resume := a.Offset, a.Offset // messages before resume are for warming up
 	if start < 0 {
 		start, resume = kafka.FirstOffset, kafka.FirstOffset
+	} else {
+		health.setNext(a.Offset)
 	}
 	warmer, _ := h.(Warmer)
 	if warmer != nil && a.Offset > 0 && c.cfg.WarmUp > 0 {
@@ -344,6 +366,12 @@ func (c *GroupConsumer) runPartition(ctx, genCtx context.Context, cm *committer,
 			}
 			p.commit(p.last + 1)
 			continue
+		case errors.Is(err, errJump):
+			// Every message fetched before the jump was handled.
+			to := q.takeJump()
+			resume = min(resume, to) // moving back, the messages are handled again
+			p.jump(to, max(to, resume))
+			continue
 		case err != nil:
 			return fmt.Errorf("fetch: %w", err)
 		}
@@ -358,8 +386,6 @@ func (c *GroupConsumer) runPartition(ctx, genCtx context.Context, cm *committer,
 			cancel()
 		}
 		c.metrics.fetched.Add(float64(len(batch)))
-		last := &batch[len(batch)-1]
-		p.lag.Set(float64(max(0, last.HighWaterMark-last.Offset-1)))
 		if revoked() {
 			return nil // the next owner fetches the batch again
 		}
@@ -397,79 +423,14 @@ const (
 	fetchMaxWait  = 2 * time.Second
 	fetchRetryMin = 100 * time.Millisecond
 	fetchRetryMax = 5 * time.Second
+	// fetchGrowTo bounds the fetch size tried for a record batch larger
+	// than fetchMaxBytes: brokers accept batches up to message.max.bytes,
+	// about 1 MiB by default, and 64 MiB covers any sane setting.
+	fetchGrowTo = 64 << 20
 	// warmProbeBytes bounds the fetch that reads the time of the message
 	// before a committed offset; the broker still returns a larger one whole.
 	warmProbeBytes = 64 << 10
 )
-
-// queue holds a partition's fetched messages not yet in a batch.
-type queue struct {
-	in      <-chan chunk
-	errc    <-chan error
-	recycle func(chunk)     // takes back a chunk no batch refers to any more
-	chunk   chunk           // the last received
-	pending []kafka.Message // its messages not yet taken
-	taken   []chunk         // chunks all taken, still referred to by the batch
-	own     []kafka.Message // backing store of batches that span chunks
-	err     error           // the fetcher's failure, returned by every later wait
-}
-
-// wait returns nil once messages are pending, or the fetcher's error, or
-// ctx's.
-func (q *queue) wait(ctx context.Context) error {
-	if len(q.pending) > 0 || q.err != nil {
-		return q.err
-	}
-	select {
-	case c, ok := <-q.in:
-		if ok {
-			q.chunk, q.pending = c, c.msgs
-			return nil
-		}
-		select { // the fetcher ended: a failure, or the stop
-		case q.err = <-q.errc:
-		default:
-			q.err = errors.New("fetcher stopped")
-		}
-	case q.err = <-q.errc:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	return q.err
-}
-
-// take appends up to n pending messages to batch. A batch taken from one
-// chunk is a window of it rather than a copy (a message is 152 bytes;
-// copying every one took a twentieth of the consumer's CPU); only a batch
-// spanning chunks is copied. The chunks are recycled by release.
-func (q *queue) take(batch []kafka.Message, n int) []kafka.Message {
-	n = min(n, len(q.pending))
-	if len(batch) == 0 {
-		batch = q.pending[:n:n]
-	} else {
-		if cap(q.own) == 0 || &batch[0] != &q.own[:1][0] {
-			batch = append(q.own[:0], batch...)
-		}
-		batch = append(batch, q.pending[:n]...)
-		q.own = batch[:0]
-	}
-	q.pending = q.pending[n:]
-	if len(q.pending) == 0 && q.chunk.msgs != nil {
-		q.taken = append(q.taken, q.chunk)
-		q.chunk = chunk{}
-	}
-	return batch
-}
-
-// release recycles the chunks taken so far: the batch taken from them was
-// handled.
-func (q *queue) release() {
-	for _, c := range q.taken {
-		q.recycle(c)
-	}
-	clear(q.taken)
-	q.taken = q.taken[:0]
-}
 
 // waitFirst waits for the first message of a batch: indefinitely, or, with
 // idleWait, at most IdleAfter before returning errIdle.
@@ -497,8 +458,27 @@ func (p *partition) handle(ctx context.Context, batch []kafka.Message) error {
 	}
 	p.c.metrics.batchSeconds.Observe(time.Since(start).Seconds())
 	p.last = batch[len(batch)-1].Offset
+	p.health.setNext(p.last + 1)
 	p.commit(p.last + 1)
 	return nil
+}
+
+// jump follows the fetcher's move to offset to, after every message
+// fetched before it was handled: the messages in between count as done
+// (skipped: deleted, corrupt, or jumped over by --reset-offset latest),
+// and the committed offset follows, backwards too when the offset moved
+// back (--reset-offset earliest after the log was recreated or truncated),
+// so that a restart does not find the old, out-of-range offset again.
+// next is the next offset to handle, after warm-up.
+func (p *partition) jump(to, next int64) {
+	p.last = to - 1
+	p.health.setNext(next)
+	if to < p.marked {
+		p.marked = to
+		p.cm.set(p.id, to)
+		return
+	}
+	p.commit(to)
 }
 
 // commit hands next to the committer, held back to what the handler still
@@ -546,6 +526,19 @@ func (cm *committer) mark(partition int, next int64) {
 	cm.mu.Lock()
 	cm.pending[partition] = max(cm.pending[partition], next)
 	cm.mu.Unlock()
+	cm.poke()
+}
+
+// set records next as partition's offset to commit, even when it is below
+// what was marked before.
+func (cm *committer) set(partition int, next int64) {
+	cm.mu.Lock()
+	cm.pending[partition] = next
+	cm.mu.Unlock()
+	cm.poke()
+}
+
+func (cm *committer) poke() {
 	select {
 	case cm.wake <- struct{}{}:
 	default:
@@ -587,7 +580,9 @@ func (cm *committer) flush() {
 	cm.c.log.Warn().Err(err).Int("partitions", len(offsets)).Msg("offset commit failed; will retry, or the messages are delivered again")
 	cm.mu.Lock()
 	for p, next := range offsets {
-		cm.pending[p] = max(cm.pending[p], next)
+		if _, newer := cm.pending[p]; !newer { // marked since: later, and after a jump back lower
+			cm.pending[p] = next
+		}
 	}
 	cm.mu.Unlock()
 }

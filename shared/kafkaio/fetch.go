@@ -35,31 +35,73 @@ type fetcher struct {
 	// message by message.
 	free     chan chunk
 	lastSize int
+
+	policy FetchPolicy
+	// resume is the offset from which messages are new to the group: those
+	// before it were handled by an earlier owner, and are not lost when
+	// they are skipped.
+	resume int64
+	// growTo is the largest fetch size tried for a record batch larger
+	// than maxBytes, before it counts as corrupt.
+	growTo int
+	// inflateMax bounds the decompressed bytes of one response.
+	inflateMax int
+	// refresh is how often the partition end is read again, for the lag,
+	// while a response waits for the handler.
+	refresh time.Duration
+	health  *partitionHealth
+	metrics partitionMetrics
+
+	// Kept by run.
+	hot          zerolog.Logger // sampled: for what repeats while a fault lasts
+	dec          decompressor
+	aborted      []abortedTxn // the last response's, reused
+	active       []int64      // the decoder's, reused
+	size         int          // of the next fetch: maxBytes, or more for a large batch
+	corruptAt    int64        // the offset of the last undecodable fetch
+	corruptTries int          // how many times in a row it failed there
 }
 
 // chunk is one fetch response's messages, the buffer they alias and their
-// headers: valid until recycled.
+// headers: valid until recycled. A chunk with jump set holds no messages:
+// it tells the partition that the fetch offset moved to to, skipping the
+// offsets in between or, moving back, delivering some again.
 type chunk struct {
 	msgs    []kafka.Message
 	resp    []byte
 	headers []kafka.Header
+	jump    bool
+	to      int64
 }
 
 // fetchReadTimeout bounds reading one fetch response after the broker's
 // wait: a leader that stops answering mid-response is redialled.
 const fetchReadTimeout = 30 * time.Second
 
+// corruptRetries is how many times a batch that cannot be decoded is
+// fetched again before --on-corrupt-batch applies: a damaged response (a
+// bad proxy, a broker's disk error it recovers from) reads well the next
+// time, a damaged log never does.
+const corruptRetries = 3
+
 // run fetches from offset (kafka.FirstOffset: the oldest message) and sends
 // the messages of every non-empty response to out, in offset order, until
-// ctx ends; then it closes out. Connection failures and leader changes are
-// retried with backoff, logged, by redialling. An offset the broker no
-// longer holds (deleted by retention) skips to the oldest one it holds, with
-// a warning naming the messages lost, as kafka.Reader does. A Kafka error
-// retrying cannot cure, such as a denied authorisation, is sent to errc.
+// ctx ends; then it closes out. Every failure is retried with backoff,
+// counted by code and logged (sampled), except those retrying cannot cure,
+// such as a denied authorisation, which are sent to errc. An offset out of
+// range, and a batch that cannot be decoded, follow f.policy and are sent
+// to out as a jump when the offset moves.
 func (f *fetcher) run(ctx context.Context, offset int64, out chan<- chunk, errc chan<- error) {
 	defer close(out)
+	defer f.dec.close()
+	f.hot = f.log.Sample(&zerolog.BurstSampler{Burst: 3, Period: 30 * time.Second})
+	f.size = f.maxBytes
 	var conn *wireConn
 	closeConn := func() {}
+	drop := func() {
+		closeConn()
+		conn, closeConn = nil, func() {}
+	}
 	defer func() { closeConn() }()
 	for attempt := 0; ctx.Err() == nil; {
 		if attempt > 0 && retry.Sleep(ctx, f.backoff.Delay(attempt-1)) != nil {
@@ -69,7 +111,8 @@ func (f *fetcher) run(ctx context.Context, offset int64, out chan<- chunk, errc 
 			var err error
 			if conn, offset, err = f.connect(ctx, offset); err != nil {
 				attempt++
-				f.log.Warn().Err(err).Int("attempt", attempt).Msg("connecting to the partition leader failed; retrying")
+				f.metrics.errors.WithLabelValues("network").Inc()
+				f.hot.Warn().Err(err).Int("attempt", attempt).Msg("connecting to the partition leader failed; retrying")
 				continue
 			}
 			// A stop closes the connection, which ends a fetch in progress.
@@ -80,43 +123,231 @@ func (f *fetcher) run(ctx context.Context, offset int64, out chan<- chunk, errc 
 		c, next, err := f.fetch(conn, offset)
 		offset = next
 		if len(c.msgs) > 0 {
-			select {
-			case out <- c:
-			case <-ctx.Done():
+			sent, lost := f.send(ctx, conn, out, c)
+			if !sent {
 				return
+			}
+			if lost != nil {
+				drop()
 			}
 		}
-		switch {
-		case ctx.Err() != nil:
+		if ctx.Err() != nil {
 			return
-		case err == nil, errors.Is(err, kafka.RequestTimedOut):
+		}
+		if err == nil {
 			attempt = 0
-		case errors.Is(err, kafka.OffsetOutOfRange):
-			attempt++
-			f.log.Warn().Err(err).Int64("offset", offset).Int("attempt", attempt).Msg("offset out of range; retrying")
-			closeConn()
-			conn = nil // connect moves an offset before the oldest on
-		default:
-			var kerr kafka.Error
-			if errors.As(err, &kerr) && !kerr.Temporary() && !errors.Is(err, kafka.NotLeaderForPartition) &&
-				!errors.Is(err, kafka.UnknownTopicOrPartition) {
-				select {
-				case errc <- fmt.Errorf("fetch at offset %d: %w", offset, err):
-				default:
-				}
+			f.fine(offset)
+			continue
+		}
+		var kerr kafka.Error
+		var corrupt *corruptBatchError
+		action, code := actionRetry, "network"
+		switch {
+		case errors.As(err, &kerr):
+			action, code = brokerAction(kerr), strconv.Itoa(int(kerr))
+		case errors.As(err, &corrupt):
+			action, code = actionCorrupt, "corrupt"
+			if errors.Is(err, errIncomplete) && f.size < f.growTo {
+				// The first batch is larger than the fetch: fetch it whole,
+				// as Kafka's consumers did before brokers returned such a
+				// batch regardless (KIP-74).
+				f.size = min(2*f.size, f.growTo)
+				f.log.Debug().Int64("offset", offset).Int("max_bytes", f.size).Msg("record batch larger than the fetch; fetching more")
+				continue
+			}
+		}
+		if action == actionFatal {
+			select {
+			case errc <- fmt.Errorf("fetch at offset %d: %w", offset, err):
+			default:
+			}
+			return
+		}
+		f.metrics.errors.WithLabelValues(code).Inc()
+		switch action {
+		case actionRefetch:
+			attempt = 0
+		case actionOutOfRange:
+			to, err := f.outOfRange(conn, offset)
+			switch {
+			case err != nil:
+				attempt++
+				f.hot.Warn().Err(err).Int64("offset", offset).Int("attempt", attempt).Msg("offset out of range, and finding the log's bounds failed; retrying")
+				drop()
+			case to == offset: // a new leader listed the log before it caught up
+				attempt++
+				f.hot.Warn().Int64("offset", offset).Int("attempt", attempt).Msg("offset out of range, but within the log's bounds; retrying")
+				drop()
+			case !f.jump(ctx, out, to):
+				return
+			default:
+				offset, attempt = to, 0
+			}
+		case actionCorrupt:
+			to := offset + 1 // a broker's CORRUPT_MESSAGE names no batch
+			if corrupt != nil {
+				to = corrupt.next
+			}
+			if !f.corrupted(offset, err) {
+				attempt++
+				drop() // a damaged connection reads well after a redial
+				continue
+			}
+			f.skipCorrupt(offset, to, err)
+			if !f.jump(ctx, out, to) {
 				return
 			}
+			offset, attempt = to, 0
+		default:
 			attempt++
-			f.log.Warn().Err(err).Int64("offset", offset).Int("attempt", attempt).Msg("fetch failed; reconnecting")
-			closeConn()
-			conn = nil
+			f.hot.Warn().Err(err).Int64("offset", offset).Int("attempt", attempt).Msg("fetch failed; reconnecting")
+			drop()
 		}
 	}
 }
 
+// send hands c to out, and reads the partition end again every f.refresh
+// while the handler is busy, so that the lag keeps counting what arrives.
+// It returns false on a stop, and the connection's failure, if it failed.
+func (f *fetcher) send(ctx context.Context, conn *wireConn, out chan<- chunk, c chunk) (bool, error) {
+	select {
+	case out <- c:
+		return true, nil
+	case <-ctx.Done():
+		return false, nil
+	default:
+	}
+	tick := time.NewTicker(f.refresh)
+	defer tick.Stop()
+	var lost error
+	for {
+		select {
+		case out <- c:
+			return true, lost
+		case <-ctx.Done():
+			return false, nil
+		case <-tick.C:
+			if lost != nil {
+				continue
+			}
+			if lost = conn.conn.SetDeadline(time.Now().Add(fetchReadTimeout)); lost == nil {
+				var end int64
+				if end, lost = conn.listOffset(f.topic, f.partition, kafka.LastOffset, f.policy.readCommitted()); lost == nil {
+					f.health.setEnd(end)
+				}
+			}
+		}
+	}
+}
+
+// jump tells the partition the fetch offset moved to to; false on a stop.
+func (f *fetcher) jump(ctx context.Context, out chan<- chunk, to int64) bool {
+	f.resume = min(f.resume, to) // moving back, what follows is handled again
+	select {
+	case out <- chunk{jump: true, to: to}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// fine notes a fetch that succeeded at offset: a stuck partition recovered.
+func (f *fetcher) fine(offset int64) {
+	f.size, f.corruptTries = f.maxBytes, 0
+	if f.health.clearStuck() {
+		f.log.Info().Int64("offset", offset).Msg("partition no longer stuck: the batch reads well")
+	}
+}
+
+// corrupted notes an undecodable fetch at offset, and reports whether
+// the partition moves past it: after corruptRetries in a row, under
+// --on-corrupt-batch skip. Under stop, the partition is reported stuck
+// and the batch retried at the backoff's slowest.
+func (f *fetcher) corrupted(offset int64, err error) bool {
+	if f.corruptAt != offset {
+		f.corruptAt, f.corruptTries = offset, 0
+	}
+	if f.corruptTries++; f.corruptTries <= corruptRetries {
+		f.hot.Warn().Err(err).Int64("offset", offset).Int("attempt", f.corruptTries).Msg("record batch cannot be decoded; fetching it again")
+		return false
+	}
+	if !f.policy.skipCorrupt() {
+		if f.health.setStuck(time.Now(), offset, err) {
+			f.log.Error().Err(err).Int64("offset", offset).Msg("partition stuck at a record batch that cannot be decoded (--on-corrupt-batch stop); retrying it slowly")
+		} else {
+			f.hot.Error().Err(err).Int64("offset", offset).Msg("partition still stuck at a record batch that cannot be decoded")
+		}
+		return false
+	}
+	f.corruptTries = 0
+	return true
+}
+
+// skipCorrupt counts and logs the move past an undecodable batch.
+func (f *fetcher) skipCorrupt(from, to int64, err error) {
+	lost := f.lost(from, to)
+	f.metrics.resets.WithLabelValues("corrupt").Inc()
+	f.metrics.skipped.WithLabelValues("corrupt").Add(float64(lost))
+	f.log.Error().Err(err).Int64("from", from).Int64("to", to).Int64("lost", lost).
+		Msg("skipping a record batch that cannot be decoded (--on-corrupt-batch skip)")
+}
+
+// lost returns how many of the offsets from..to-1 the group never handled:
+// those before resume, an earlier owner did.
+func (f *fetcher) lost(from, to int64) int64 { return max(0, to-max(from, f.resume)) }
+
+// outOfRange returns where to go on from offset, which the leader called
+// out of range: the log start when the offset is before it (retention
+// deleted what was there); the log start or end per --reset-offset when
+// it is beyond the end (the topic was recreated, or an unclean leader
+// election truncated it). Either move is counted and logged, once. When
+// the offset lies within the log's bounds after all, it returns it.
+func (f *fetcher) outOfRange(conn *wireConn, offset int64) (int64, error) {
+	if err := conn.conn.SetDeadline(time.Now().Add(fetchReadTimeout)); err != nil {
+		return 0, err
+	}
+	first, err := conn.listOffset(f.topic, f.partition, kafka.FirstOffset, false)
+	if err != nil {
+		return 0, fmt.Errorf("oldest offset: %w", err)
+	}
+	end, err := conn.listOffset(f.topic, f.partition, kafka.LastOffset, false)
+	if err != nil {
+		return 0, fmt.Errorf("newest offset: %w", err)
+	}
+	switch {
+	case offset < first:
+		lost := f.lost(offset, first)
+		f.metrics.resets.WithLabelValues("below_start").Inc()
+		f.metrics.skipped.WithLabelValues("retention").Add(float64(lost))
+		f.log.Warn().Int64("from", offset).Int64("to", first).Int64("lost", lost).
+			Msg("messages were deleted before they were consumed; continuing from the oldest")
+		return first, nil
+	case offset > end:
+		to, lost := first, int64(0)
+		if f.policy.resetLatest() {
+			if f.policy.readCommitted() {
+				if end, err = conn.listOffset(f.topic, f.partition, kafka.LastOffset, true); err != nil {
+					return 0, fmt.Errorf("last stable offset: %w", err)
+				}
+			}
+			to, lost = end, end-first
+		}
+		policy := ResetEarliest
+		if f.policy.resetLatest() {
+			policy = ResetLatest
+		}
+		f.metrics.resets.WithLabelValues("beyond_end").Inc()
+		f.metrics.skipped.WithLabelValues("reset_" + policy).Add(float64(lost))
+		f.log.Error().Int64("from", offset).Int64("to", to).Int64("oldest", first).Int64("end", end).Int64("lost", lost).Str("reset_offset", policy).
+			Msg("offset beyond the log end (topic recreated, or truncated by an unclean leader election); continuing from --reset-offset")
+		return to, nil
+	}
+	return offset, nil
+}
+
 // connect dials the partition's leader, found through the first broker
-// that answers, and returns offset moved to the oldest message the broker
-// holds when it is before that (or FirstOffset).
+// that answers, and returns offset, resolved to the oldest message the
+// broker holds when it is kafka.FirstOffset.
 func (f *fetcher) connect(ctx context.Context, offset int64) (*wireConn, int64, error) {
 	var errs []error
 	for _, broker := range f.brokers {
@@ -131,18 +362,15 @@ func (f *fetcher) connect(ctx context.Context, offset int64) (*wireConn, int64, 
 			errs = append(errs, fmt.Errorf("leader %s: %w", addr, err))
 			continue
 		}
-		first, err := f.oldest(conn)
-		if err != nil {
-			conn.Close()
-			errs = append(errs, fmt.Errorf("oldest offset from %s: %w", addr, err))
-			continue
-		}
-		if offset < first {
-			if offset != kafka.FirstOffset {
-				f.log.Warn().Int64("offset", offset).Int64("oldest", first).Int64("lost", first-offset).
-					Msg("messages were deleted before they were consumed; continuing from the oldest")
+		if offset == kafka.FirstOffset {
+			first, err := f.oldest(conn)
+			if err != nil {
+				conn.Close()
+				errs = append(errs, fmt.Errorf("oldest offset from %s: %w", addr, err))
+				continue
 			}
 			offset = first
+			f.health.initNext(first)
 		}
 		return conn, offset, nil
 	}
@@ -177,7 +405,8 @@ func (f *fetcher) offsetBefore(ctx context.Context, committed int64, warmUp time
 		return committed, nil // retention deleted what came before
 	}
 	probe := *f
-	probe.maxBytes, probe.maxWait = warmProbeBytes, 0
+	probe.maxBytes, probe.size, probe.maxWait, probe.dec = warmProbeBytes, warmProbeBytes, 0, decompressor{}
+	defer probe.dec.close()
 	c, _, err := probe.fetch(conn, committed-1)
 	if err != nil {
 		return 0, fmt.Errorf("fetch at offset %d: %w", committed-1, err)
@@ -190,7 +419,7 @@ func (f *fetcher) offsetBefore(ctx context.Context, committed int64, warmUp time
 	if err := conn.conn.SetDeadline(time.Now().Add(fetchReadTimeout)); err != nil {
 		return 0, err
 	}
-	start, err := conn.listOffset(f.topic, f.partition, at.UnixMilli())
+	start, err := conn.listOffset(f.topic, f.partition, at.UnixMilli(), false)
 	switch {
 	case err != nil:
 		return 0, fmt.Errorf("offset at %s: %w", at.Format(time.RFC3339Nano), err)
@@ -204,25 +433,37 @@ func (f *fetcher) oldest(conn *wireConn) (int64, error) {
 	if err := conn.conn.SetDeadline(time.Now().Add(fetchReadTimeout)); err != nil {
 		return 0, err
 	}
-	return conn.listOffset(f.topic, f.partition, kafka.FirstOffset)
+	return conn.listOffset(f.topic, f.partition, kafka.FirstOffset, false)
 }
 
-// fetch reads one fetch response from offset: at most maxBytes, or nothing
-// after maxWait. It returns the offset to fetch next.
+// fetch reads one fetch response from offset: at most f.size bytes, or
+// nothing after maxWait. It returns the offset to fetch next, and sets the
+// partition end from the response.
 func (f *fetcher) fetch(conn *wireConn, offset int64) (chunk, int64, error) {
 	if err := conn.conn.SetDeadline(time.Now().Add(f.maxWait + fetchReadTimeout)); err != nil {
 		return chunk{}, offset, err
 	}
 	c, stale := f.reuse()
-	res, err := conn.fetch(c.resp, f.topic, f.partition, offset, f.maxWait, f.maxBytes)
-	c.resp = res.resp
+	readCommitted := f.policy.readCommitted()
+	res, err := conn.fetch(c.resp, f.aborted, fetchArgs{topic: f.topic, partition: f.partition, offset: offset,
+		maxWait: f.maxWait, maxBytes: max(f.size, f.maxBytes), readCommitted: readCommitted})
+	c.resp, f.aborted = res.resp, res.aborted
+	if err == nil {
+		end := res.highWaterMark
+		if readCommitted && res.lastStable >= 0 {
+			end = res.lastStable // what a read_committed fetch can reach
+		}
+		f.health.setEnd(end)
+	}
 	if err != nil || len(res.records) == 0 {
 		f.recycle(c)
 		return chunk{}, offset, err
 	}
 	rs := recordSet{topic: f.topic, partition: f.partition, highWaterMark: res.highWaterMark, from: offset,
-		msgs: c.msgs, headers: c.headers[:0]}
+		msgs: c.msgs, headers: c.headers[:0], readCommitted: readCommitted, aborted: res.aborted, active: f.active[:0],
+		inflateMax: f.inflateMax, dec: &f.dec}
 	next, err := rs.decode(res.records)
+	f.active = rs.active
 	if n := len(rs.msgs); n < stale && cap(rs.msgs) == cap(c.msgs) {
 		clear(rs.msgs[n:stale]) // what the slice's last use left behind would pin an old response
 	}
@@ -250,8 +491,15 @@ func (f *fetcher) reuse() (chunk, int) {
 
 // recycle hands back a chunk no message of which is in use any more. Its
 // messages are overwritten by the next response rather than cleared now:
-// clearing pointers cost as much as decoding the messages.
+// clearing pointers cost as much as decoding the messages. A buffer grown
+// for an unusually large batch is let go.
 func (f *fetcher) recycle(c chunk) {
+	if c.jump {
+		return
+	}
+	if cap(c.resp) > 2*f.maxBytes+(64<<10) {
+		c.resp = nil
+	}
 	select {
 	case f.free <- c:
 	default:

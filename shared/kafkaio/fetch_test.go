@@ -1,7 +1,6 @@
 package kafkaio
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -21,6 +21,13 @@ import (
 // so that a few hundred messages take many fetches.
 func testFetcher(t *testing.T, cfg Config, topic string, log zerolog.Logger) *fetcher {
 	t.Helper()
+	f, _ := testFetcherMetrics(t, cfg, topic, log)
+	return f
+}
+
+// testFetcherMetrics is testFetcher with the registry of its metrics.
+func testFetcherMetrics(t *testing.T, cfg Config, topic string, log zerolog.Logger) (*fetcher, *prometheus.Registry) {
+	t.Helper()
 	dialer, err := cfg.Dialer()
 	if err != nil {
 		t.Fatal(err)
@@ -29,9 +36,12 @@ func testFetcher(t *testing.T, cfg Config, topic string, log zerolog.Logger) *fe
 	if err != nil {
 		t.Fatal(err)
 	}
+	reg := prometheus.NewRegistry()
+	m := newConsumerMetrics(reg, GroupConfig{Topic: topic, Group: "test"})
 	return &fetcher{dialer: dialer, security: security, brokers: cfg.Brokers, topic: topic, maxBytes: 1 << 10, maxWait: 100 * time.Millisecond,
 		backoff: retry.Backoff{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond}, log: log,
-		free: make(chan chunk, 2)}
+		free: make(chan chunk, 2), growTo: 16 << 10, inflateMax: 1 << 20, refresh: 50 * time.Millisecond,
+		health: newPartitionHealth(0, m.lag.WithLabelValues("0"), m.stuckSince.WithLabelValues("0")), metrics: m.partition(0)}, reg
 }
 
 // produceOffsets appends messages from..to-1 to the single partition of
@@ -126,7 +136,7 @@ func TestFetcherDeliversEveryMessageInOrder(t *testing.T) {
 
 // A partition whose oldest messages were deleted before they were consumed
 // (retention) continues from the oldest one left, and says how many were
-// lost.
+// lost: in a warning, and counted.
 func TestFetcherSkipsDeletedMessagesWithAWarning(t *testing.T) {
 	const topic, n = "metrics", 300
 	c, cfg := fakeCluster(t, topic, 1)
@@ -134,12 +144,18 @@ func TestFetcherSkipsDeletedMessagesWithAWarning(t *testing.T) {
 	if err := c.DeleteRecords(topic, 0, 100); err != nil {
 		t.Fatal(err)
 	}
-	var logged bytes.Buffer
-	f := testFetcher(t, cfg, topic, zerolog.New(&logged))
+	var logged syncBuffer
+	f, reg := testFetcherMetrics(t, cfg, topic, zerolog.New(&logged))
 	out, _, _ := startFetcher(t, f, 40)
 	wantOffsets(t, collectOffsets(t, f, out, n-100), 100, n)
-	if !bytes.Contains(logged.Bytes(), []byte(`"lost":60`)) {
-		t.Fatalf("no warning naming the 60 messages lost; logged:\n%s", logged.String())
+	if got := countLines(&logged, `"level":"warn"`, `"from":40`, `"to":100`, `"lost":60`); got != 1 {
+		t.Fatalf("%d warnings naming the 60 messages lost, want 1; logged:\n%s", got, logged.String())
+	}
+	if got := counterValue(t, reg, "metricpipe_kafka_offset_resets_total", map[string]string{"partition": "0", "reason": "below_start"}); got != 1 {
+		t.Errorf("%v resets counted, want 1", got)
+	}
+	if got := counterValue(t, reg, "metricpipe_kafka_messages_skipped_total", map[string]string{"partition": "0", "reason": "retention"}); got != 60 {
+		t.Errorf("%v messages counted lost to retention, want 60", got)
 	}
 }
 
@@ -173,17 +189,27 @@ func TestFetcherRetriesTransientErrors(t *testing.T) {
 		name string
 		code int16
 	}{
-		{"not leader", 6},           // NOT_LEADER_OR_FOLLOWER: redial the leader
-		{"offset out of range", 1},  // OFFSET_OUT_OF_RANGE, as after an unclean leader change
-		{"request timed out", 7},    // REQUEST_TIMED_OUT: fetch again
-		{"unknown partition", 3},    // UNKNOWN_TOPIC_OR_PARTITION, as while a topic is created
-		{"leader not available", 5}, // LEADER_NOT_AVAILABLE, during an election
+		{"not leader", 6},              // NOT_LEADER_OR_FOLLOWER: redial the leader
+		{"offset out of range", 1},     // OFFSET_OUT_OF_RANGE, as after an unclean leader change
+		{"request timed out", 7},       // REQUEST_TIMED_OUT: fetch again
+		{"unknown partition", 3},       // UNKNOWN_TOPIC_OR_PARTITION, as while a topic is created
+		{"leader not available", 5},    // LEADER_NOT_AVAILABLE, during an election
+		{"unknown server error", -1},   // UNKNOWN_SERVER_ERROR: kafka-go does not call it temporary
+		{"replica not available", 9},   // REPLICA_NOT_AVAILABLE
+		{"network exception", 13},      // NETWORK_EXCEPTION
+		{"storage error", 56},          // KAFKA_STORAGE_ERROR, while a log dir fails over
+		{"fenced leader epoch", 74},    // FENCED_LEADER_EPOCH
+		{"unknown leader epoch", 75},   // UNKNOWN_LEADER_EPOCH
+		{"corrupt message", 2},         // CORRUPT_MESSAGE: retried a few times before the corrupt policy
+		{"not enough replicas", 19},    // NOT_ENOUGH_REPLICAS: not a fetch error, but not fatal either
+		{"offset not available", 78},   // OFFSET_NOT_AVAILABLE
+		{"unknown to kafka-go", 12345}, // a code from the future
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			const topic, n = "metrics", 300
 			c, cfg := fakeCluster(t, topic, 1)
 			produceOffsets(t, cfg, topic, 0, n)
-			f := testFetcher(t, cfg, topic, zerolog.Nop())
+			f, reg := testFetcherMetrics(t, cfg, topic, zerolog.Nop())
 			out, errc, _ := startFetcher(t, f, kafka.FirstOffset)
 			got := collectOffsets(t, f, out, n)
 			fetchError(c, tc.code, 3)
@@ -194,6 +220,10 @@ func TestFetcherRetriesTransientErrors(t *testing.T) {
 			case err := <-errc:
 				t.Fatalf("transient error reported: %v", err)
 			default:
+			}
+			code := strconv.Itoa(int(tc.code))
+			if n := counterValue(t, reg, "metricpipe_kafka_fetch_errors_total", map[string]string{"partition": "0", "code": code}); n != 3 {
+				t.Errorf("%v fetch errors counted with code %s, want 3", n, code)
 			}
 		})
 	}

@@ -44,7 +44,7 @@ const (
 	apiSASLAuthenticate = 36
 
 	fetchVersion       = 4
-	listOffsetsVersion = 1
+	listOffsetsVersion = 2
 	saslHandshakeV     = 1
 	saslAuthenticateV  = 0
 )
@@ -175,9 +175,10 @@ func (w *wireConn) roundTrip(buf []byte, apiKey, version int16, body []byte) ([]
 
 // listOffset returns the partition's offset at ts: kafka.FirstOffset (-2)
 // for the oldest message the broker holds, kafka.LastOffset (-1) for the
-// next one to be written.
-func (w *wireConn) listOffset(topic string, partition int, ts int64) (int64, error) {
+// high-water mark, or under readCommitted the last stable offset.
+func (w *wireConn) listOffset(topic string, partition int, ts int64, readCommitted bool) (int64, error) {
 	b := binary.BigEndian.AppendUint32(nil, ^uint32(0)) // replica ID -1: a client
+	b = append(b, isolation(readCommitted))
 	b = binary.BigEndian.AppendUint32(b, 1)
 	b = appendString(b, topic)
 	b = binary.BigEndian.AppendUint32(b, 1)
@@ -188,6 +189,7 @@ func (w *wireConn) listOffset(topic string, partition int, ts int64) (int64, err
 		return 0, err
 	}
 	r := wireReader{b: resp}
+	r.int32() // throttle time
 	for range r.arrayLen() {
 		r.string()
 		for range r.arrayLen() {
@@ -208,56 +210,85 @@ func (w *wireConn) listOffset(topic string, partition int, ts int64) (int64, err
 	return 0, fmt.Errorf("list offsets response names no partition %d of %s", partition, topic)
 }
 
-// fetchResult is one partition's part of a fetch response. records aliases
-// resp, the whole response.
-type fetchResult struct {
-	highWaterMark int64
-	records       []byte
-	resp          []byte
+// isolation is the isolation level field of Fetch and ListOffsets
+// requests: 1 for read_committed, which the broker bounds at the last
+// stable offset, so that no record of an open transaction is returned.
+func isolation(readCommitted bool) byte {
+	if readCommitted {
+		return 1
+	}
+	return 0
 }
 
-// fetch asks for the partition's messages from offset: at most maxBytes,
-// waiting up to maxWait at the broker for the first byte. The response is
-// read into buf when it fits.
-func (w *wireConn) fetch(buf []byte, topic string, partition int, offset int64, maxWait time.Duration, maxBytes int) (fetchResult, error) {
+// fetchResult is one partition's part of a fetch response. records aliases
+// resp, the whole response; aborted is the buffer passed to fetch.
+type fetchResult struct {
+	highWaterMark int64
+	lastStable    int64 // -1 when the broker did not say
+	records       []byte
+	resp          []byte
+	aborted       []abortedTxn
+}
+
+// fetchArgs are a fetch's partition and limits.
+type fetchArgs struct {
+	topic         string
+	partition     int
+	offset        int64
+	maxWait       time.Duration // at the broker, for the first byte
+	maxBytes      int
+	readCommitted bool
+}
+
+// fetch asks for a partition's messages from an offset. The response is
+// read into buf when it fits, and its aborted transactions are appended
+// to aborted[:0].
+func (w *wireConn) fetch(buf []byte, aborted []abortedTxn, a fetchArgs) (fetchResult, error) {
 	b := binary.BigEndian.AppendUint32(nil, ^uint32(0)) // replica ID -1: a client
-	b = binary.BigEndian.AppendUint32(b, uint32(maxWait.Milliseconds()))
+	b = binary.BigEndian.AppendUint32(b, uint32(a.maxWait.Milliseconds()))
 	b = binary.BigEndian.AppendUint32(b, 1) // min bytes
-	b = binary.BigEndian.AppendUint32(b, uint32(maxBytes))
-	b = append(b, 0) // isolation: read uncommitted, as kafka-go's readers do
+	b = binary.BigEndian.AppendUint32(b, uint32(a.maxBytes))
+	b = append(b, isolation(a.readCommitted))
 	b = binary.BigEndian.AppendUint32(b, 1)
-	b = appendString(b, topic)
+	b = appendString(b, a.topic)
 	b = binary.BigEndian.AppendUint32(b, 1)
-	b = binary.BigEndian.AppendUint32(b, uint32(partition))
-	b = binary.BigEndian.AppendUint64(b, uint64(offset))
-	b = binary.BigEndian.AppendUint32(b, uint32(maxBytes))
+	b = binary.BigEndian.AppendUint32(b, uint32(a.partition))
+	b = binary.BigEndian.AppendUint64(b, uint64(a.offset))
+	b = binary.BigEndian.AppendUint32(b, uint32(a.maxBytes))
 	resp, err := w.roundTrip(buf, apiFetch, fetchVersion, b)
 	if err != nil {
-		return fetchResult{resp: buf}, err
+		return fetchResult{resp: buf, aborted: aborted[:0]}, err
 	}
 	r := wireReader{b: resp}
 	r.int32() // throttle time
 	for range r.arrayLen() {
 		r.string()
 		for range r.arrayLen() {
-			p, code, hwm := r.int32(), r.int16(), r.int64()
-			r.int64() // last stable offset
-			if n := r.arrayLen(); n > 0 {
-				r.skip(16 * n) // aborted transactions: producer ID and first offset
+			p, code, hwm, lso := r.int32(), r.int16(), r.int64(), r.int64()
+			aborted = aborted[:0]
+			n := r.arrayLen()
+			if n > len(r.b)/16 { // what a corrupt length could claim
+				r.fail()
+				n = 0
+			}
+			for range n {
+				aborted = append(aborted, abortedTxn{producerID: r.int64(), firstOffset: r.int64()})
 			}
 			records := r.bytes()
-			if r.err == nil && int(p) == partition {
+			if r.err == nil && int(p) == a.partition {
+				res := fetchResult{highWaterMark: hwm, lastStable: lso, resp: resp, aborted: aborted}
 				if code != 0 {
-					return fetchResult{highWaterMark: hwm, resp: resp}, kafka.Error(code)
+					return res, kafka.Error(code)
 				}
-				return fetchResult{highWaterMark: hwm, records: records, resp: resp}, nil
+				res.records = records
+				return res, nil
 			}
 		}
 	}
 	if r.err != nil {
-		return fetchResult{resp: resp}, fmt.Errorf("fetch response: %w", r.err)
+		return fetchResult{resp: resp, aborted: aborted[:0]}, fmt.Errorf("fetch response: %w", r.err)
 	}
-	return fetchResult{resp: resp}, fmt.Errorf("fetch response names no partition %d of %s", partition, topic)
+	return fetchResult{resp: resp, aborted: aborted[:0]}, fmt.Errorf("fetch response names no partition %d of %s", a.partition, a.topic)
 }
 
 func appendString(b []byte, s string) []byte {

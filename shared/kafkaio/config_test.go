@@ -5,6 +5,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/urfave/cli/v2"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -73,5 +76,35 @@ func TestClientsFromConfig(t *testing.T) {
 	tr, err := c.Transport()
 	if err != nil || tr.TLS == nil || !tr.TLS.InsecureSkipVerify {
 		t.Fatalf("TLS transport: %+v, %v", tr, err)
+	}
+}
+
+// The fetch policy flags come with GroupFlags, default to the zero
+// FetchPolicy's meaning, and are set by flag or environment variable.
+func TestFetchPolicyFlags(t *testing.T) {
+	f := func(args []string, env map[string]string, want FetchPolicy) {
+		t.Helper()
+		for k, v := range env {
+			t.Setenv(k, v)
+		}
+		var got FetchPolicy
+		app := &cli.App{Flags: GroupFlags("g"), Action: func(c *cli.Context) error {
+			got = FetchPolicyFromCLI(c)
+			return nil
+		}}
+		if err := app.Run(append([]string{"test"}, args...)); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("args %q, env %v: %+v, want %+v", args, env, got, want)
+		}
+	}
+	f(nil, nil, FetchPolicy{ResetOffset: ResetEarliest, OnCorruptBatch: CorruptStop, IsolationLevel: ReadCommitted})
+	f([]string{"--on-corrupt-batch", "skip", "--isolation-level", "read_uncommitted"}, map[string]string{"METRICPIPE_RESET_OFFSET": "latest"},
+		FetchPolicy{ResetOffset: ResetLatest, OnCorruptBatch: CorruptSkip, IsolationLevel: ReadUncommitted})
+
+	g := GroupConfig{Topic: "t", Group: "g", BatchSize: 1, BatchWait: time.Second, DrainTimeout: time.Second, Fetch: FetchPolicy{ResetOffset: "none"}}
+	if err := g.Validate(); err == nil || !strings.Contains(err.Error(), `--reset-offset "none"`) {
+		t.Errorf("Validate = %v, want --reset-offset named", err)
 	}
 }

@@ -63,11 +63,20 @@ func TopicSpecFromCLI(c *cli.Context, name string) TopicSpec {
 	return TopicSpec{Name: name, Partitions: c.Int("partitions"), ReplicationFactor: c.Int("replication-factor")}
 }
 
-// GroupFlags returns --group and --drain-timeout for a consuming service.
+// GroupFlags returns --group, --drain-timeout and the fetch policy flags
+// (read by FetchPolicyFromCLI) for a consuming service.
 func GroupFlags(defaultGroup string) []cli.Flag {
 	const cat = "Kafka"
 	return []cli.Flag{
 		&cli.StringFlag{Name: "group", Value: defaultGroup, Usage: "consumer group; instances with the same group share the partitions", EnvVars: service.EnvVars("group"), Category: cat},
 		&cli.DurationFlag{Name: "drain-timeout", Value: 30 * time.Second, Usage: "on shutdown, time allowed to finish, write and commit what was fetched", EnvVars: service.EnvVars("drain-timeout"), Category: cat},
+		&cli.StringFlag{Name: "reset-offset", Value: ResetEarliest, Usage: "where a partition whose offset lies beyond the log end (topic recreated or truncated) goes on from: earliest (handle the log again) or latest (skip it); an offset before the log start always goes on from the start", EnvVars: service.EnvVars("reset-offset"), Category: cat},
+		&cli.StringFlag{Name: "on-corrupt-batch", Value: CorruptStop, Usage: "a record batch that cannot be decoded: stop (the partition waits at it, reported stuck and not ready) or skip (its messages are lost, counted)", EnvVars: service.EnvVars("on-corrupt-batch"), Category: cat},
+		&cli.StringFlag{Name: "isolation-level", Value: ReadCommitted, Usage: "read_committed (drop the messages of aborted transactions) or read_uncommitted", EnvVars: service.EnvVars("isolation-level"), Category: cat},
 	}
+}
+
+// FetchPolicyFromCLI reads the fetch policy flags of GroupFlags.
+func FetchPolicyFromCLI(c *cli.Context) FetchPolicy {
+	return FetchPolicy{ResetOffset: c.String("reset-offset"), OnCorruptBatch: c.String("on-corrupt-batch"), IsolationLevel: c.String("isolation-level")}
 }

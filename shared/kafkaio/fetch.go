@@ -121,6 +121,9 @@ func (f *fetcher) run(ctx context.Context, offset int64, out chan<- chunk, errc 
 			closeConn = func() { stop(); c.Close() }
 		}
 		c, next, err := f.fetch(conn, offset)
+		if err == nil || next > offset {
+			f.fine(offset) // before the messages go: they show it
+		}
 		offset = next
 		if len(c.msgs) > 0 {
 			sent, lost := f.send(ctx, conn, out, c)
@@ -136,7 +139,6 @@ func (f *fetcher) run(ctx context.Context, offset int64, out chan<- chunk, errc 
 		}
 		if err == nil {
 			attempt = 0
-			f.fine(offset)
 			continue
 		}
 		var kerr kafka.Error
@@ -251,7 +253,8 @@ func (f *fetcher) jump(ctx context.Context, out chan<- chunk, to int64) bool {
 	}
 }
 
-// fine notes a fetch that succeeded at offset: a stuck partition recovered.
+// fine notes a fetch at offset that succeeded or moved on: a stuck
+// partition recovered.
 func (f *fetcher) fine(offset int64) {
 	f.size, f.corruptTries = f.maxBytes, 0
 	if f.health.clearStuck() {

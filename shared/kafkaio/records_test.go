@@ -321,3 +321,42 @@ func BenchmarkRecordSet(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(rs.msgs)), "ns/record")
 }
+
+// Decoding allocates nothing once the slices are warm, transactions and
+// the aborted list included (a compressed batch allocates its
+// decompressed body, once per batch).
+func TestRecordSetAllocatesNothing(t *testing.T) {
+	var txns []byte
+	for _, b := range []batchSpec{
+		{base: 0, values: offsetValues(0, 3)},
+		{base: 3, values: offsetValues(3, 6), producerID: 7, txn: true},
+		{base: 6, values: []string{""}, producerID: 7, control: 1},
+		{base: 7, values: offsetValues(7, 9), producerID: 7, txn: true},
+		{base: 9, values: []string{""}, producerID: 7, control: 2},
+	} {
+		txns = appendBatch(t, txns, b)
+	}
+	for _, tc := range []struct {
+		name    string
+		records []byte
+		aborted []abortedTxn
+		want    int
+	}{
+		{"fixture", recordsFixture(t), nil, 12},
+		{"read committed", txns, []abortedTxn{{producerID: 7, firstOffset: 3}}, 5},
+	} {
+		rs := recordSet{topic: "t", readCommitted: true}
+		aborted := make([]abortedTxn, 0, 4) // the fetcher's buffer: the decoder consumes its slice of it
+		decode := func() {
+			rs.msgs, rs.headers, rs.active = rs.msgs[:0], rs.headers[:0], rs.active[:0]
+			rs.aborted = append(aborted[:0], tc.aborted...)
+			if _, err := rs.decode(tc.records); err != nil || len(rs.msgs) != tc.want {
+				t.Fatalf("%s: %d messages, error %v; want %d", tc.name, len(rs.msgs), err, tc.want)
+			}
+		}
+		decode()
+		if n := testing.AllocsPerRun(100, decode); n != 0 {
+			t.Errorf("%s: %v allocations per decode, want 0", tc.name, n)
+		}
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/compress"
+	"github.com/twmb/franz-go/pkg/kfake"
 )
 
 // waitUntil polls cond until it holds, failing t after 10 s.
@@ -332,4 +333,27 @@ func TestFetcherCorruptMessageFromTheBroker(t *testing.T) {
 			t.Errorf("%v messages counted skipped, want 1", n)
 		}
 	})
+}
+
+// A broker refusing the fetcher's credentials is as fatal when connecting
+// as when fetching: retrying cannot cure it.
+func TestFetcherReportsARefusedLogin(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "metrics"), kfake.EnableSASL(), kfake.Superuser("PLAIN", "metricpipe", "right"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cfg := Config{Brokers: c.ListenAddrs(), SASLMechanism: SASLPlain, SASLUsername: "metricpipe", SASLPassword: "wrong"}
+	f := testFetcher(t, cfg, "metrics", zerolog.Nop())
+	out, errc, _ := startFetcher(t, f, kafka.FirstOffset)
+	select {
+	case err := <-errc:
+		if !errors.Is(err, kafka.SASLAuthenticationFailed) {
+			t.Fatalf("error %v, want SASL authentication failed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no error reported")
+	}
+	for range out { // closed once the fetcher returned
+	}
 }

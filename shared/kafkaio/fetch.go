@@ -110,8 +110,20 @@ func (f *fetcher) run(ctx context.Context, offset int64, out chan<- chunk, errc 
 		if conn == nil {
 			var err error
 			if conn, offset, err = f.connect(ctx, offset); err != nil {
+				code := "network"
+				var kerr kafka.Error
+				if errors.As(err, &kerr) { // from the metadata, or SASL
+					if brokerAction(kerr) == actionFatal {
+						select {
+						case errc <- fmt.Errorf("connect: %w", err):
+						default:
+						}
+						return
+					}
+					code = strconv.Itoa(int(kerr))
+				}
 				attempt++
-				f.metrics.errors.WithLabelValues("network").Inc()
+				f.metrics.errors.WithLabelValues(code).Inc()
 				f.hot.Warn().Err(err).Int("attempt", attempt).Msg("connecting to the partition leader failed; retrying")
 				continue
 			}

@@ -101,6 +101,7 @@ func configFromCLI(c *cli.Context) (config, error) {
 			BatchSize:    c.Int("batch-size"),
 			BatchWait:    c.Duration("flush-interval"),
 			DrainTimeout: c.Duration("drain-timeout"),
+			Fetch:        kafkaio.FetchPolicyFromCLI(c),
 			IdleAfter:    c.Duration("absence-check"),
 		},
 	}, errors.Join(kerr, ierr, aerr)

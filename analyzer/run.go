@@ -124,7 +124,8 @@ func run(ctx context.Context, cfg config, log zerolog.Logger, reg *prometheus.Re
 	out := &output{writer: writer, measurement: cfg.AlertsMeasurement, backoff: retry.DefaultBackoff(), metrics: m, log: log,
 		// Per-point warnings are sampled; the counters carry the totals.
 		hotLog: log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Second})}
-	checks := []service.Check{{Name: "kafka", Probe: admin.Ping}, writer.Check()}
+	partitions, setPartitions := service.Pending("kafka partitions")
+	checks := []service.Check{{Name: "kafka", Probe: admin.Ping}, writer.Check(), partitions}
 	return service.Run(ctx, log, cfg.Service.HTTPAddr, reg, checks, func(ctx context.Context) error {
 		if err := admin.EnsureTopics(ctx, cfg.Topic, cfg.Alerts, cfg.DLQ); err != nil {
 			return err
@@ -150,6 +151,7 @@ func run(ctx context.Context, cfg config, log zerolog.Logger, reg *prometheus.Re
 			return err
 		}
 		defer gc.Close()
+		setPartitions(gc.Check())
 		log.Info().Str("topic", cfg.Group.Topic).Str("group", cfg.Group.Group).Str("bucket", writer.Bucket()).Msg("analyzing")
 		g, ctx := errgroup.WithContext(ctx)
 		if watcher != nil {

@@ -61,6 +61,7 @@ func configFromCLI(c *cli.Context) (config, error) {
 			BatchSize:    ic.BatchSize,
 			BatchWait:    ic.FlushInterval,
 			DrainTimeout: c.Duration("drain-timeout"),
+			Fetch:        kafkaio.FetchPolicyFromCLI(c),
 			IdleAfter:    c.Duration("idle-flush"),
 			WarmUp:       c.Duration("state-replay"),
 		},

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,6 +20,21 @@ import (
 type Check struct {
 	Name  string
 	Probe func(ctx context.Context) error
+}
+
+// Pending returns a readiness check that passes until set gives it the
+// check it stands for: for a subject created after the HTTP server starts,
+// such as the consumer group whose partitions it reports. Safe for
+// concurrent use.
+func Pending(name string) (c Check, set func(Check)) {
+	var real atomic.Pointer[Check]
+	c = Check{Name: name, Probe: func(ctx context.Context) error {
+		if r := real.Load(); r != nil {
+			return r.Probe(ctx)
+		}
+		return nil
+	}}
+	return c, func(r Check) { real.Store(&r) }
 }
 
 // probeTimeout bounds the readiness probes, which run concurrently, so

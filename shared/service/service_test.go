@@ -158,3 +158,14 @@ func TestReadyzAnswersWithinASecond(t *testing.T) {
 		}
 	})
 }
+
+func TestPendingCheck(t *testing.T) {
+	c, set := Pending("later")
+	if err := c.Probe(t.Context()); err != nil || c.Name != "later" {
+		t.Fatalf("before set: %v", err)
+	}
+	set(Check{Name: "real", Probe: func(context.Context) error { return errors.New("stuck") }})
+	if err := c.Probe(t.Context()); err == nil || err.Error() != "stuck" {
+		t.Fatalf("after set: %v, want the real check's error", err)
+	}
+}

@@ -362,6 +362,10 @@ func (c *GroupConsumer) runPartition(ctx, genCtx context.Context, cm *committer,
 			return nil
 		case errors.Is(err, errIdle):
 			if err := idler.Idle(workCtx); err != nil {
+				if drainCut(ctx, workCtx) {
+					p.log.Warn().Err(err).Int64("from", p.last+1).Msg("stopped while closing the idle partition's windows: not written; not committed, read again at the next start")
+					return nil
+				}
 				return fmt.Errorf("idle: %w", err)
 			}
 			p.commit(p.last + 1)
@@ -402,6 +406,11 @@ func (c *GroupConsumer) runPartition(ctx, genCtx context.Context, cm *committer,
 			if revoked() {
 				return nil
 			}
+			if drainCut(ctx, workCtx) {
+				p.log.Warn().Err(err).Int64("from", batch[0].Offset).Int64("to", batch[len(batch)-1].Offset).
+					Str("drain_timeout", c.cfg.DrainTimeout.String()).Msg("stopped before these messages were written: not written; not committed, read again at the next start")
+				return nil
+			}
 			return err
 		}
 		q.release()
@@ -409,6 +418,14 @@ func (c *GroupConsumer) runPartition(ctx, genCtx context.Context, cm *committer,
 			return nil
 		}
 	}
+}
+
+// drainCut reports that a stop's drain ran out of time (ctx, the stop;
+// workCtx, the drain): a handler that failed then could not finish, say
+// because its sink is down. That is no failure of the service: what it did
+// not finish is not committed, and is read again at the next start.
+func drainCut(ctx, workCtx context.Context) bool {
+	return ctx.Err() != nil && workCtx.Err() != nil
 }
 
 // errIdle reports that a partition had no message for IdleAfter.

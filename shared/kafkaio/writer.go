@@ -32,10 +32,22 @@ func (o WriterOptions) Validate() error {
 	return errors.Join(errs...)
 }
 
+// Delivery retries: kafka-go's defaults (10 attempts, backoff up to 1 s)
+// give up after about 8 s, before a cluster has moved leadership off a
+// killed broker (about 9 s seen on the test bed's cluster). These retry a
+// batch for about two minutes, as the Java producer's delivery.timeout.ms,
+// in order: a partition's batch is retried whole before the next is sent.
+const (
+	writeAttempts   = 60
+	writeBackoffMin = 100 * time.Millisecond
+	writeBackoffMax = 2 * time.Second
+)
+
 // NewWriter returns a producer to topic that waits for all in-sync replicas
-// (acks=all) and partitions by message key with murmur2, the Java client's
-// default, so a series lands in the same partition whichever client wrote it.
-// The caller must Close it.
+// (acks=all), retries a batch for about two minutes (see writeAttempts) and
+// partitions by message key with murmur2, the Java client's default, so a
+// series lands in the same partition whichever client wrote it. The caller
+// must Close it.
 func NewWriter(cfg Config, topic string, o WriterOptions) (*kafka.Writer, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
@@ -58,6 +70,9 @@ func NewWriter(cfg Config, topic string, o WriterOptions) (*kafka.Writer, error)
 		Topic:                  topic,
 		Balancer:               &kafka.Murmur2Balancer{Consistent: true},
 		RequiredAcks:           kafka.RequireAll,
+		MaxAttempts:            writeAttempts,
+		WriteBackoffMin:        writeBackoffMin,
+		WriteBackoffMax:        writeBackoffMax,
 		BatchSize:              o.BatchSize,
 		BatchBytes:             o.BatchBytes,
 		BatchTimeout:           o.Linger,

@@ -167,7 +167,7 @@ func New(cfg Config, opts ...Option) (*Producer, error) {
 		o(p)
 	}
 	w, err := kafkaio.NewWriter(cfg.Kafka, cfg.Topic, kafkaio.WriterOptions{
-		BatchSize: cfg.Batch, Linger: cfg.Linger, Async: true, Completion: p.completed,
+		BatchSize: cfg.Batch, Linger: cfg.Linger, Async: true, Completion: p.completed, Patient: true,
 	})
 	if err != nil {
 		return nil, err

@@ -372,7 +372,17 @@ func (c *GroupConsumer) runPartition(ctx, genCtx context.Context, cm *committer,
 			continue
 		case errors.Is(err, errJump):
 			// Every message fetched before the jump was handled.
-			to := q.takeJump()
+			to, passed := q.takeJump()
+			if passed {
+				// Past transaction markers: done once handling got there
+				// (not while warming up, before resume).
+				if to > resume {
+					p.last = to - 1
+					p.health.setNext(to)
+					p.commit(to)
+				}
+				continue
+			}
 			resume = min(resume, to) // moving back, the messages are handled again
 			p.jump(to, max(to, resume))
 			continue

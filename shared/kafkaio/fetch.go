@@ -65,12 +65,15 @@ type fetcher struct {
 // chunk is one fetch response's messages, the buffer they alias and their
 // headers: valid until recycled. A chunk with jump set holds no messages:
 // it tells the partition that the fetch offset moved to to, skipping the
-// offsets in between or, moving back, delivering some again.
+// offsets in between or, moving back, delivering some again. With passed
+// also set, the fetch went past offsets that hold nothing to deliver
+// (transaction markers, aborted transactions' records): nothing was lost.
 type chunk struct {
 	msgs    []kafka.Message
 	resp    []byte
 	headers []kafka.Header
 	jump    bool
+	passed  bool
 	to      int64
 }
 
@@ -136,6 +139,12 @@ func (f *fetcher) run(ctx context.Context, offset int64, out chan<- chunk, errc 
 		if err == nil || next > offset {
 			f.fine(offset) // before the messages go: they show it
 		}
+		// Records handed on end at delivered; the fetch may have gone past
+		// them over transaction markers and aborted transactions' records.
+		delivered := offset
+		if len(c.msgs) > 0 {
+			delivered = c.msgs[len(c.msgs)-1].Offset + 1
+		}
 		offset = next
 		if len(c.msgs) > 0 {
 			sent, lost := f.send(ctx, conn, out, c)
@@ -145,6 +154,11 @@ func (f *fetcher) run(ctx context.Context, offset int64, out chan<- chunk, errc 
 			if lost != nil {
 				drop()
 			}
+		}
+		// Tell the partition, so that it commits past them: a topic that
+		// ends with a marker would otherwise show a lag of 1 for ever.
+		if next > delivered && !f.pass(ctx, out, next) {
+			return
 		}
 		if ctx.Err() != nil {
 			return
@@ -251,6 +265,17 @@ func (f *fetcher) send(ctx context.Context, conn *wireConn, out chan<- chunk, c 
 				}
 			}
 		}
+	}
+}
+
+// pass tells the partition that the fetch went past offsets with nothing
+// to deliver, up to to; false on a stop.
+func (f *fetcher) pass(ctx context.Context, out chan<- chunk, to int64) bool {
+	select {
+	case out <- chunk{jump: true, passed: true, to: to}:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 

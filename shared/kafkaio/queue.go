@@ -22,6 +22,7 @@ type queue struct {
 	err     error           // the fetcher's failure, returned by every later wait
 	jumped  bool            // the fetcher moved the offset, to jumpTo
 	jumpTo  int64
+	passed  bool // the move went past offsets with nothing to deliver
 }
 
 // wait returns nil once messages are pending, or the fetcher's error, or
@@ -36,7 +37,7 @@ func (q *queue) wait(ctx context.Context) error {
 	select {
 	case c, ok := <-q.in:
 		if ok && c.jump {
-			q.jumped, q.jumpTo = true, c.to
+			q.jumped, q.jumpTo, q.passed = true, c.to, c.passed
 			return errJump
 		}
 		if ok {
@@ -78,10 +79,11 @@ func (q *queue) take(batch []kafka.Message, n int) []kafka.Message {
 	return batch
 }
 
-// takeJump returns the offset the fetcher moved to, and clears errJump.
-func (q *queue) takeJump() int64 {
+// takeJump returns the offset the fetcher moved to, whether it only
+// passed offsets with nothing to deliver, and clears errJump.
+func (q *queue) takeJump() (to int64, passed bool) {
 	q.jumped = false
-	return q.jumpTo
+	return q.jumpTo, q.passed
 }
 
 // release recycles the chunks taken so far: the batch taken from them was

@@ -15,6 +15,11 @@ type WriterOptions struct {
 	Linger     time.Duration // wait for a batch to fill; default 10ms
 	Async      bool          // fire-and-forget (errors go to Completion); default: WriteMessages blocks until acked
 	Completion func(messages []kafka.Message, err error)
+	// Patient retries a batch for about two minutes (see writeAttempts)
+	// rather than kafka-go's eight seconds: for producers that have no
+	// retry of their own. A writer whose callers retry (dead letters,
+	// alert events) stays quick to report, and to close.
+	Patient bool
 }
 
 // Validate reports invalid settings.
@@ -32,11 +37,12 @@ func (o WriterOptions) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Delivery retries: kafka-go's defaults (10 attempts, backoff up to 1 s)
-// give up after about 8 s, before a cluster has moved leadership off a
-// killed broker (about 9 s seen on the test bed's cluster). These retry a
-// batch for about two minutes, as the Java producer's delivery.timeout.ms,
-// in order: a partition's batch is retried whole before the next is sent.
+// Delivery retries of a Patient writer: kafka-go's defaults (10 attempts,
+// backoff up to 1 s) give up after about 8 s, before a cluster has moved
+// leadership off a killed broker (about 9 s seen on the test bed's
+// cluster). These retry a batch for about two minutes, as the Java
+// producer's delivery.timeout.ms, in order: a partition's batch is retried
+// whole before the next is sent.
 const (
 	writeAttempts   = 60
 	writeBackoffMin = 100 * time.Millisecond
@@ -44,10 +50,9 @@ const (
 )
 
 // NewWriter returns a producer to topic that waits for all in-sync replicas
-// (acks=all), retries a batch for about two minutes (see writeAttempts) and
-// partitions by message key with murmur2, the Java client's default, so a
-// series lands in the same partition whichever client wrote it. The caller
-// must Close it.
+// (acks=all) and partitions by message key with murmur2, the Java client's
+// default, so a series lands in the same partition whichever client wrote
+// it. The caller must Close it.
 func NewWriter(cfg Config, topic string, o WriterOptions) (*kafka.Writer, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
@@ -65,14 +70,11 @@ func NewWriter(cfg Config, topic string, o WriterOptions) (*kafka.Writer, error)
 	if o.Linger == 0 {
 		o.Linger = 10 * time.Millisecond
 	}
-	return &kafka.Writer{
+	w := &kafka.Writer{
 		Addr:                   kafka.TCP(cfg.Brokers...),
 		Topic:                  topic,
 		Balancer:               &kafka.Murmur2Balancer{Consistent: true},
 		RequiredAcks:           kafka.RequireAll,
-		MaxAttempts:            writeAttempts,
-		WriteBackoffMin:        writeBackoffMin,
-		WriteBackoffMax:        writeBackoffMax,
 		BatchSize:              o.BatchSize,
 		BatchBytes:             o.BatchBytes,
 		BatchTimeout:           o.Linger,
@@ -80,5 +82,9 @@ func NewWriter(cfg Config, topic string, o WriterOptions) (*kafka.Writer, error)
 		Completion:             o.Completion,
 		Transport:              tr,
 		AllowAutoTopicCreation: false,
-	}, nil
+	}
+	if o.Patient {
+		w.MaxAttempts, w.WriteBackoffMin, w.WriteBackoffMax = writeAttempts, writeBackoffMin, writeBackoffMax
+	}
+	return w, nil
 }

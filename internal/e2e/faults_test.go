@@ -61,7 +61,7 @@ func streamed(t *testing.T, s *faultSuite, name string, f *feed, speed float64, 
 	a := b.analyzer()
 	p := b.replay(f, speed)
 	b.waitStored(int64(len(f.order)/10), time.Minute)
-	fg := &figures{scenario: name, analyzer: true}
+	fg := &figures{scenario: name, analyzer: a}
 	fg.recover = fault(b, []*testbed.Proc{c, a, p})
 	fg.producerFailed = awaitProducer(t, p, 3*time.Minute)
 	fg.lag = b.settle(len(f.order), 3*time.Minute, b.consumerGroup(), b.analyzerGroup())
@@ -182,7 +182,7 @@ func faultAbortedTransactions(t *testing.T, s *faultSuite) {
 		}
 	}
 	t.Logf("%d transactions of %d points: %d committed, %d aborted", txns, per, len(committed)/per, len(aborted)/per)
-	fg := &figures{scenario: "aborted-transactions", analyzer: true, recover: -1}
+	fg := &figures{scenario: "aborted-transactions", analyzer: a, recover: -1}
 	fg.lag = b.settle(len(committed), 2*time.Minute, b.consumerGroup(), b.analyzerGroup())
 	b.verify(fg, f, committed)
 	got, err := b.stored("value")
@@ -236,7 +236,7 @@ func faultCompression(t *testing.T, s *faultSuite) {
 			t.Errorf("%d records compressed with %s, want %d", records[int8(i+1)], codec, len(f.order)/len(codecs))
 		}
 	}
-	fg := &figures{scenario: "compression", analyzer: true, recover: -1, extraFields: []string{"records_by_codec=" + strings.Join(seen, ",")}}
+	fg := &figures{scenario: "compression", analyzer: a, recover: -1, extraFields: []string{"records_by_codec=" + strings.Join(seen, ",")}}
 	fg.lag = b.settle(len(f.order), 2*time.Minute, b.consumerGroup(), b.analyzerGroup())
 	b.verify(fg, f, f.order)
 	b.report(fg)
@@ -406,7 +406,7 @@ func faultSecure(t *testing.T, s *faultSuite, name string, l listener) {
 	f := newFeed(name, 20, 250, 30)
 	c := b.consumer(testbed.FreeAddr(t))
 	a := b.analyzer()
-	fg := &figures{scenario: name, analyzer: true, recover: -1}
+	fg := &figures{scenario: name, analyzer: a, recover: -1}
 	fg.producerFailed = awaitProducer(t, b.replay(f, 0), 2*time.Minute)
 	fg.lag = b.settle(len(f.order), 2*time.Minute, b.consumerGroup(), b.analyzerGroup())
 	b.verify(fg, f, f.order)

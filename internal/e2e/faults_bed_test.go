@@ -231,7 +231,7 @@ type figures struct {
 	dlq                         int64
 	forecasts, forecastMissing  int
 	forecastExtra               int
-	series                      int // distinct series fed
+	series                      int              // distinct series fed
 	recover                     time.Duration    // -1: not measured
 	producerFailed              int64            // points the producer gave up on (its own count)
 	skipped, lost               float64          // retention: counted by the consumer, measured on the broker

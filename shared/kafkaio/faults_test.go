@@ -1,14 +1,12 @@
 package kafkaio
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +14,8 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/compress"
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/metricpipe/metricpipe/internal/testbed"
 )
 
 // waitUntil polls cond until it holds, failing t after 10 s.
@@ -48,7 +48,7 @@ func noMessages(t *testing.T, f *fetcher, out <-chan chunk, d time.Duration) {
 }
 
 // countLines returns how many lines of log contain every one of subs.
-func countLines(log *syncBuffer, subs ...string) int {
+func countLines(log *testbed.SyncBuffer, subs ...string) int {
 	n := 0
 	for _, line := range strings.Split(log.String(), "\n") {
 		all := line != ""
@@ -78,7 +78,7 @@ func TestFetcherResetsAnOffsetBeyondTheEnd(t *testing.T) {
 			const topic, n = "metrics", 300
 			_, cfg := fakeCluster(t, topic, 1)
 			produceOffsets(t, cfg, topic, 0, n)
-			var logged syncBuffer
+			var logged testbed.SyncBuffer
 			f, reg := testFetcherMetrics(t, cfg, topic, zerolog.New(&logged))
 			f.policy.ResetOffset = tc.policy
 			out, errc, _ := startFetcher(t, f, 1000)
@@ -157,7 +157,7 @@ func TestFetcherSkipsCorruptBatches(t *testing.T) {
 			l.set(appendBatch(t, nil, batchSpec{base: 0, values: offsetValues(0, 10)}), bad(),
 				appendBatch(t, nil, batchSpec{base: 20, values: offsetValues(20, 30)}))
 			serveLogs(c, l)
-			var logged syncBuffer
+			var logged testbed.SyncBuffer
 			f, reg := testFetcherMetrics(t, cfg, "metrics", zerolog.New(&logged))
 			f.policy.OnCorruptBatch = CorruptSkip
 			out, _, _ := startFetcher(t, f, kafka.FirstOffset)
@@ -186,7 +186,7 @@ func TestFetcherStopsAtCorruptBatchesVisibly(t *testing.T) {
 			first, last := appendBatch(t, nil, batchSpec{base: 0, values: offsetValues(0, 10)}), appendBatch(t, nil, batchSpec{base: 20, values: offsetValues(20, 30)})
 			l.set(first, bad(), last)
 			serveLogs(c, l)
-			var logged syncBuffer
+			var logged testbed.SyncBuffer
 			f, reg := testFetcherMetrics(t, cfg, "metrics", zerolog.New(&logged))
 			out, errc, _ := startFetcher(t, f, kafka.FirstOffset)
 			wantOffsets(t, collectOffsets(t, f, out, 10), 0, 10)
@@ -281,24 +281,6 @@ func TestFetcherReportsTheLagWhileTheHandlerIsBusy(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
-
-// syncBuffer is a log destination safe to read while a fetcher writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // A broker's CORRUPT_MESSAGE is retried a few times, then follows
 // --on-corrupt-batch: stop reports the partition stuck; skip moves past

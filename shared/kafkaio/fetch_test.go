@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/metricpipe/metricpipe/internal/testbed"
 	"github.com/metricpipe/metricpipe/shared/retry"
 )
 
@@ -144,7 +145,7 @@ func TestFetcherSkipsDeletedMessagesWithAWarning(t *testing.T) {
 	if err := c.DeleteRecords(topic, 0, 100); err != nil {
 		t.Fatal(err)
 	}
-	var logged syncBuffer
+	var logged testbed.SyncBuffer
 	f, reg := testFetcherMetrics(t, cfg, topic, zerolog.New(&logged))
 	out, _, _ := startFetcher(t, f, 40)
 	wantOffsets(t, collectOffsets(t, f, out, n-100), 100, n)

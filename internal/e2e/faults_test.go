@@ -75,19 +75,24 @@ func streamed(t *testing.T, s *faultSuite, name string, f *feed, speed float64, 
 // killed with SIGKILL mid-stream and started again 15 s later.
 func faultKillLeader(t *testing.T, s *faultSuite) {
 	// 100 series for 300 s of event time, replayed at 10x: 1,000 points/s for 30 s.
-	f := newFeed("k", 100, 300, 1)
-	streamed(t, s, "kill-leader", f, 10, func(b *faultBed, procs []*testbed.Proc) time.Duration {
+	leaderOutage(t, s, "kill-leader", newFeed("k", 100, 300, 1), 15*time.Second, "killed (SIGKILL)", s.c.Kill, s.c.Restart, "started again")
+}
+
+// leaderOutage streams f while the node leading most of its partitions is
+// out for outage: hit takes it out, heal brings it back.
+func leaderOutage(t *testing.T, s *faultSuite, name string, f *feed, outage time.Duration, what string, hit, heal func(testing.TB, int), healed string) {
+	streamed(t, s, name, f, 10, func(b *faultBed, procs []*testbed.Proc) time.Duration {
 		node, n, err := s.c.BusiestLeader(t.Context(), b.topic)
 		if err != nil {
 			t.Fatal(err)
 		}
 		coord := b.coordinators()
 		rec := b.recovery(b.consumerGroup(), 2*time.Minute)
-		s.c.Kill(t, node)
-		t.Logf("node %d, leader of partitions %v, killed (SIGKILL); %s", node, n, coord)
-		hold(t, 15*time.Second, procs[:2]...)
-		s.c.Restart(t, node)
-		t.Logf("node %d started again", node)
+		hit(t, node)
+		t.Logf("node %d, leader of partitions %v, %s; %s", node, n, what, coord)
+		hold(t, outage, procs[:2]...)
+		heal(t, node)
+		t.Logf("node %d %s", node, healed)
 		d, each := rec()
 		t.Logf("consumer committed again on every partition after: %s", each)
 		return d
@@ -122,23 +127,7 @@ func faultRollingRestart(t *testing.T, s *faultSuite) {
 // faultFreeze: the node leading most partitions is frozen with SIGSTOP for
 // 30 s, its connections open but silent, then thawed.
 func faultFreeze(t *testing.T, s *faultSuite) {
-	f := newFeed("z", 100, 500, 3)
-	streamed(t, s, "freeze", f, 10, func(b *faultBed, procs []*testbed.Proc) time.Duration {
-		node, n, err := s.c.BusiestLeader(t.Context(), b.topic)
-		if err != nil {
-			t.Fatal(err)
-		}
-		coord := b.coordinators()
-		rec := b.recovery(b.consumerGroup(), 2*time.Minute)
-		s.c.Pause(t, node)
-		t.Logf("node %d, leader of partitions %v, frozen (SIGSTOP); %s", node, n, coord)
-		hold(t, 30*time.Second, procs[:2]...)
-		s.c.Resume(t, node)
-		t.Logf("node %d thawed (SIGCONT)", node)
-		d, each := rec()
-		t.Logf("consumer committed again on every partition after: %s", each)
-		return d
-	})
+	leaderOutage(t, s, "freeze", newFeed("z", 100, 500, 3), 30*time.Second, "frozen (SIGSTOP)", s.c.Pause, s.c.Resume, "thawed (SIGCONT)")
 }
 
 // faultAbortedTransactions: a transactional producer commits some

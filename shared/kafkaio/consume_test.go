@@ -172,14 +172,7 @@ func TestDeadLettersCarryReasonAndSource(t *testing.T) {
 	if err := d.Publish(t.Context(), src, errors.New("line 1, byte 10: bad field")); err != nil {
 		t.Fatal(err)
 	}
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.Brokers, Topic: dlq, Partition: 0, MaxWait: 100 * time.Millisecond})
-	defer r.Close()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	m, err := r.ReadMessage(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := readMessages(t, cfg, dlq, 1)[0]
 	want := map[string]string{
 		HeaderError: "line 1, byte 10: bad field", HeaderSourceTopic: "metrics", HeaderSourcePartition: "3",
 		HeaderSourceOffset: "42", HeaderService: "consumer", HeaderContentType: "text/plain",

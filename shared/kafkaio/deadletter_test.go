@@ -40,12 +40,8 @@ func TestDeadLettersReferenceWhatCannotBeCopied(t *testing.T) {
 	if got := d.References(); got != 1 {
 		t.Fatalf("References() = %d, want 1", got)
 	}
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.Brokers, Topic: dlq, Partition: 0, MaxWait: 100 * time.Millisecond})
-	defer r.Close()
-	ref, err := r.ReadMessage(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	letters := readMessages(t, cfg, dlq, 2)
+	ref, copied := letters[0], letters[1]
 	var got DeadLetterReference
 	if err := json.Unmarshal(ref.Value, &got); err != nil {
 		t.Fatalf("reference value %q: %v", ref.Value, err)
@@ -53,10 +49,6 @@ func TestDeadLettersReferenceWhatCannotBeCopied(t *testing.T) {
 	if HeaderValue(&ref, HeaderDeadLetter) != "reference" || got.Topic != "metrics" || got.Partition != 2 || got.Offset != 7 ||
 		got.Reason != reason.Error() || got.Size < len(value) || !bytes.HasPrefix(value, got.FirstBytes) || len(got.FirstBytes) == 0 {
 		t.Fatalf("reference = %+v (header %q), want metrics/2@7 with its reason, size and first bytes", got, HeaderValue(&ref, HeaderDeadLetter))
-	}
-	copied, err := r.ReadMessage(ctx)
-	if err != nil {
-		t.Fatal(err)
 	}
 	if string(copied.Value) != "cpu v=oops" || HeaderValue(&copied, HeaderDeadLetter) != "" {
 		t.Fatalf("small message dead-lettered as %q, want a copy", copied.Value)
@@ -77,16 +69,27 @@ func TestDeadLettersPublishLines(t *testing.T) {
 	if err := d.PublishLines(t.Context(), lines, errors.New("field type conflict")); err != nil {
 		t.Fatal(err)
 	}
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.Brokers, Topic: dlq, Partition: 0, MaxWait: 100 * time.Millisecond})
-	defer r.Close()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	m, err := r.ReadMessage(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := readMessages(t, cfg, dlq, 1)[0]
 	if string(m.Value) != string(lines) || HeaderValue(&m, HeaderError) != "field type conflict" ||
 		HeaderValue(&m, HeaderService) != "analyzer" || HeaderValue(&m, HeaderContentType) != "application/vnd.influx.line-protocol" {
 		t.Fatalf("dead letter %q with headers %v", m.Value, m.Headers)
 	}
+}
+
+// readMessages reads the first n messages of partition 0 of topic, failing
+// t after 10 s.
+func readMessages(t *testing.T, cfg Config, topic string, n int) []kafka.Message {
+	t.Helper()
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.Brokers, Topic: topic, Partition: 0, MaxWait: 100 * time.Millisecond})
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	msgs := make([]kafka.Message, n)
+	for i := range msgs {
+		var err error
+		if msgs[i], err = r.ReadMessage(ctx); err != nil {
+			t.Fatalf("message %d of %s: %v", i, topic, err)
+		}
+	}
+	return msgs
 }

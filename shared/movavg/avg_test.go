@@ -1,11 +1,14 @@
 package movavg
 
 import (
+	"errors"
 	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/metricpipe/metricpipe/shared/stream"
 )
 
 // TestMovingAverages checks hand-computed values, warm-up included. want[i]
@@ -66,15 +69,15 @@ func TestSMADrift(t *testing.T) {
 		updates = 1_000_000
 	}
 	pl := newPlan(Params{SMAWindow: 30})
-	f := &fieldState{ring: make([]float64, pl.hist)}
+	f := &fieldState{Averages: NewAverages(pl)}
 	rng := rand.New(rand.NewPCG(1, 2))
 	var worst float64
 	for i := range updates {
-		f.addAvg(pl, 1e6+rng.NormFloat64()*1e3)
+		f.Add(pl, 1e6+rng.NormFloat64()*1e3)
 		if i%997 != 0 && i != updates-1 {
 			continue
 		}
-		got, ok := f.sma(pl)
+		got, ok := f.SMA(pl)
 		if !ok {
 			continue
 		}
@@ -95,16 +98,16 @@ func TestSMADrift(t *testing.T) {
 // ones is exact again once the ring wrapped.
 func TestSMACancellation(t *testing.T) {
 	pl := newPlan(Params{SMAWindow: 3})
-	f := &fieldState{ring: make([]float64, pl.hist)}
+	f := &fieldState{Averages: NewAverages(pl)}
 	small := []float64{0.1, 0.2, 0.3}
 	for _, x := range append([]float64{1e15, -1e15, 3e15}, small...) {
-		f.addAvg(pl, x)
+		f.Add(pl, x)
 	}
 	var want float64
 	for _, x := range small {
 		want += x
 	}
-	if got, _ := f.sma(pl); got != want/3 {
+	if got, _ := f.SMA(pl); got != want/3 {
 		t.Fatalf("SMA = %v, want %v", got, want/3)
 	}
 }
@@ -122,5 +125,104 @@ func TestFieldKeys(t *testing.T) {
 	f(Params{WMAWeights: []float64{1}}, "_wma")
 	if got := newPlan(Params{SMAWindow: 2, Rollup: time.Second}).keysFor("v"); got != "v_smav_countv_meanv_minv_maxv_lastv_p95" {
 		t.Fatalf("keysFor = %q", got)
+	}
+}
+
+// TestAveragesMatchTheStage: Averages, used alone as the analyzer does,
+// give bit for bit the stage's <f>_sma, <f>_ema and <f>_wma, warm-up
+// included, also when checkpointed and restored midway.
+func TestAveragesMatchTheStage(t *testing.T) {
+	for _, p := range []Params{
+		{SMAWindow: 5, EMAAlpha: 0.3, WMAWeights: []float64{0.5, 0.3, 0.2}},
+		{SMAWindow: 2, WMAWeights: []float64{0.4, 0.3, 0.2, 0.1}}, // a ring longer than the SMA
+		{EMAAlpha: 0.05},
+		{WMAWeights: []float64{2, -1}, Rollup: time.Minute},
+	} {
+		s := mustNew(t, Config{Default: p, MaxSeries: 1})
+		pl, err := NewPlan(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := NewAverages(pl)
+		rng := rand.New(rand.NewPCG(3, 4))
+		for i := range 200 {
+			x := rng.NormFloat64()*1e3 + 1e6
+			if i == 77 { // restore into fresh Averages midway
+				var e stream.Encoder
+				a.Checkpoint(&e)
+				d := stream.NewDecoder(e.B)
+				b := NewAverages(pl)
+				if b.Restore(d, pl); d.Err() != nil || d.Len() != 0 {
+					t.Fatalf("restore: %v, %d bytes left", d.Err(), d.Len())
+				}
+				a = b
+			}
+			a.Add(pl, x)
+			out, res := s.Process(pt("m", at(float64(i)), "x", x), nil)
+			want := map[string]float64{}
+			if res.Derived {
+				for _, f := range out[len(out)-1].Fields {
+					want[f.Key] = f.Value
+				}
+			}
+			got := map[string]float64{}
+			for suf, get := range map[string]func(*Plan) (float64, bool){"_sma": a.SMA, "_ema": a.EMA, "_wma": a.WMA} {
+				if v, ok := get(pl); ok {
+					got["x"+suf] = v
+				}
+			}
+			if len(got) != len(want) {
+				t.Fatalf("%+v after %d values: Averages give %v, the stage %v", p, i+1, got, want)
+			}
+			for k, w := range want {
+				if g := got[k]; math.Float64bits(g) != math.Float64bits(w) {
+					t.Fatalf("%+v after %d values: %s = %v from Averages, %v from the stage", p, i+1, k, g, w)
+				}
+			}
+		}
+	}
+}
+
+func TestNewPlanValidates(t *testing.T) {
+	if _, err := NewPlan(Params{SMAWindow: 1, EMAAlpha: 2}); err == nil ||
+		!strings.Contains(err.Error(), "--sma-window 1") || !strings.Contains(err.Error(), "--ema-alpha 2") {
+		t.Fatalf("NewPlan: %v, want both problems named", err)
+	}
+	pl, err := NewPlan(Params{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a Averages // the zero value serves a plan that keeps no ring
+	a.Add(pl, 1)
+	for _, get := range []func(*Plan) (float64, bool){a.SMA, a.EMA, a.WMA} {
+		if v, ok := get(pl); ok {
+			t.Fatalf("an average of a plan computing nothing: %v", v)
+		}
+	}
+}
+
+// TestAveragesRestoreRefusesWhatDoesNotFit: Averages of another plan or a
+// damaged record fail the decoder instead of being misread.
+func TestAveragesRestoreRefusesWhatDoesNotFit(t *testing.T) {
+	sma3, _ := NewPlan(Params{SMAWindow: 3})
+	sma4, _ := NewPlan(Params{SMAWindow: 4})
+	a := NewAverages(sma3)
+	for _, x := range []float64{1, 2, 3, 4} {
+		a.Add(sma3, x)
+	}
+	var e stream.Encoder
+	a.Checkpoint(&e)
+	for name, f := range map[string]func() error{
+		"another plan": func() error { d := stream.NewDecoder(e.B); b := NewAverages(sma4); b.Restore(d, sma4); return d.Err() },
+		"truncated": func() error {
+			d := stream.NewDecoder(e.B[:len(e.B)-1])
+			b := NewAverages(sma3)
+			b.Restore(d, sma3)
+			return d.Err()
+		},
+	} {
+		if err := f(); !errors.Is(err, stream.ErrCorrupt) {
+			t.Errorf("%s: %v, want ErrCorrupt", name, err)
+		}
 	}
 }

@@ -8,7 +8,7 @@ import (
 )
 
 // window accumulates one series-field's points of one tumbling window
-// [start, start+plan.rollup). 168 bytes; min and max are P²'s extreme
+// [start, start+Plan.rollup). 168 bytes; min and max are P²'s extreme
 // markers.
 type window struct {
 	start    int64
@@ -96,7 +96,7 @@ func (f *fieldState) openWindow(start int64) (w *window, opened bool) {
 }
 
 // rollupOffset is where the rollup keys start in fieldState.keys.
-func (pl *plan) rollupOffset(flen int) int { return pl.derived * (flen + len(sufSMA)) }
+func (pl *Plan) rollupOffset(flen int) int { return pl.derived * (flen + len(sufSMA)) }
 
 // due says that series idx has a window ending at end. The heap of dues
 // lets Process find the windows the watermark closes without scanning every

@@ -39,8 +39,8 @@ type Stats struct {
 // partition; see the package documentation. It is not safe for concurrent
 // use: each partition worker owns one, which is why it needs no locks.
 type Stage struct {
-	def       *plan
-	overrides map[string]*plan // nil when there are none
+	def       *Plan
+	overrides map[string]*Plan // nil when there are none
 	sel       *selection       // nil: every field
 	lateness  int64
 	idle      int64
@@ -75,7 +75,7 @@ type series struct {
 	// appendIdentity. The strings of the input point are copied, since a
 	// decoded point's strings pin its whole Kafka message.
 	id        string
-	plan      *plan // nil for a free slot
+	plan      *Plan // nil for a free slot
 	fields    []fieldState
 	pushedEnd int64 // latest window end pushed to dues
 }
@@ -83,7 +83,7 @@ type series struct {
 // nameKey identifies an interned key string: field keys repeat across the
 // series of a measurement, so the series share one copy of their key strings.
 type nameKey struct {
-	pl   *plan
+	pl   *Plan
 	name string
 }
 
@@ -109,7 +109,7 @@ func New(cfg Config) (*Stage, error) {
 		sel:       newSelection(cfg.Fields),
 	}
 	if len(cfg.Overrides) > 0 {
-		s.overrides = make(map[string]*plan, len(cfg.Overrides))
+		s.overrides = make(map[string]*Plan, len(cfg.Overrides))
 		for m, p := range cfg.Overrides {
 			s.overrides[m] = newPlan(p)
 		}
@@ -212,7 +212,7 @@ func (s *Stage) Process(p *point.Point, out []point.Point) ([]point.Point, Resul
 		}
 		f := &sr.fields[j]
 		f.last = max(f.last, p.Time)
-		f.addAvg(pl, pf.Value)
+		f.Add(pl, pf.Value)
 		if pl.derived > 0 {
 			fs = f.appendDerived(fs, pl)
 		}
@@ -275,7 +275,7 @@ func (s *Stage) Warm(p *point.Point) {
 		}
 		f := &sr.fields[j]
 		f.last = max(f.last, p.Time)
-		f.addAvg(pl, p.Fields[i].Value)
+		f.Add(pl, p.Fields[i].Value)
 	}
 }
 
@@ -362,7 +362,7 @@ func (s *Stage) Stats() Stats {
 }
 
 // planFor returns the plan of a measurement.
-func (s *Stage) planFor(measurement string) *plan {
+func (s *Stage) planFor(measurement string) *Plan {
 	if s.overrides != nil {
 		if o, ok := s.overrides[measurement]; ok {
 			return o
@@ -373,7 +373,7 @@ func (s *Stage) planFor(measurement string) *plan {
 
 // track returns the index of p's series in s.series, starting to track it
 // when it is new; false when it is new and MaxSeries are tracked.
-func (s *Stage) track(p *point.Point, pl *plan) (int32, bool) {
+func (s *Stage) track(p *point.Point, pl *Plan) (int32, bool) {
 	s.key = point.AppendSeriesKey(s.key[:0], p)
 	idx, ok := s.index[string(s.key)]
 	if !ok {
@@ -388,7 +388,7 @@ func (s *Stage) track(p *point.Point, pl *plan) (int32, bool) {
 // trackField returns the index of field name, the i-th of its point, in
 // sr.fields, starting to track it when it is new; -1 when it is new and
 // MaxSeries are tracked.
-func (s *Stage) trackField(sr *series, pl *plan, i int, name string) int {
+func (s *Stage) trackField(sr *series, pl *Plan, i int, name string) int {
 	j := sr.find(i, name)
 	if j < 0 && s.nFields < s.maxSeries {
 		j = s.addField(sr, pl, name)
@@ -412,7 +412,7 @@ func (sr *series) find(i int, name string) int {
 }
 
 // addSeries starts tracking the series of p, whose key is in s.key.
-func (s *Stage) addSeries(p *point.Point, pl *plan) int32 {
+func (s *Stage) addSeries(p *point.Point, pl *Plan) int32 {
 	s.id = appendIdentity(s.id[:0], s.key, p)
 	id := string(s.id)
 	var idx int32
@@ -433,7 +433,7 @@ func (s *Stage) addSeries(p *point.Point, pl *plan) int32 {
 }
 
 // addField starts tracking field name of sr and returns its index.
-func (s *Stage) addField(sr *series, pl *plan, name string) int {
+func (s *Stage) addField(sr *series, pl *Plan, name string) int {
 	keys, ok := s.names[nameKey{pl, name}]
 	if !ok {
 		keys = pl.keysFor(name)
@@ -441,10 +441,7 @@ func (s *Stage) addField(sr *series, pl *plan, name string) int {
 			s.names[nameKey{pl, keys[:len(name)]}] = keys
 		}
 	}
-	f := fieldState{keys: keys, flen: uint32(len(name)), last: math.MinInt64}
-	if pl.hist > 0 {
-		f.ring = make([]float64, pl.hist)
-	}
+	f := fieldState{keys: keys, flen: uint32(len(name)), last: math.MinInt64, Averages: NewAverages(pl)}
 	sr.fields = append(sr.fields, f)
 	s.nFields++
 	return len(sr.fields) - 1

@@ -68,9 +68,9 @@ func BenchmarkAnalyzePoint(b *testing.B) {
 		round := n / nSeries
 		p.Time = int64(round+1) * int64(time.Second)
 		p.Fields[0].Value = 50 + 10*math.Sin(float64(round)/20) + float64(n%7)
-		e.Process(p, p.Time)
+		e.process(p, p.Time)
 		if n++; n%batch == 0 {
-			e.Reset()
+			e.res.Reset()
 		}
 	}
 	for range 60 * nSeries { // warm: every series tracked, forecasters ready
@@ -108,11 +108,11 @@ func bytesPerSeries(tb testing.TB, season int) float64 {
 	for round := range 3 {
 		for i := range pts {
 			pts[i].Time = int64(round+1) * int64(time.Second)
-			e.Process(&pts[i], pts[i].Time)
+			e.process(&pts[i], pts[i].Time)
 		}
-		e.Reset()
+		e.res.Reset()
 	}
-	e.out, e.fields, e.events = nil, nil, nil
+	e.res = results{}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	runtime.KeepAlive(e)

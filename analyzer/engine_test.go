@@ -19,7 +19,7 @@ func testAnalysis() *analysis {
 		IntervalZ: 3, SMAWindow: 3, EMAAlpha: 0.5, MaxSeries: 100, IdleTimeout: time.Hour, WriteForecasts: true}
 }
 
-func testEngine(t testing.TB, a *analysis, rulesYAML string) *engine {
+func testEngine(t testing.TB, a *analysis, rulesYAML string) *testEng {
 	t.Helper()
 	set, err := rules.Parse("rules.yaml", []byte(rulesYAML))
 	if err != nil {
@@ -29,31 +29,40 @@ func testEngine(t testing.TB, a *analysis, rulesYAML string) *engine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newEngine(a, params, &ruleBook{set: set, gen: 1})
+	return &testEng{engine: newEngine(a, params, &ruleBook{set: set, gen: 1})}
 }
+
+// testEng is an engine with the results it gathered.
+type testEng struct {
+	*engine
+	res results
+}
+
+func (e *testEng) process(p *point.Point, now int64) { e.Process(p, now, &e.res) }
+func (e *testEng) expire(now int64)                  { e.Expire(now, &e.res) }
 
 var t0 = time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)
 
 // feed sends values as one point a minute from minute `from` and returns
 // the events as "minute:state" strings.
-func feed(e *engine, from int, values ...float64) []string {
+func feed(e *testEng, from int, values ...float64) []string {
 	var got []string
 	for i, v := range values {
 		min := from + i
 		at := t0.Add(time.Duration(min) * time.Minute).UnixNano()
 		p := point.Point{Measurement: "disk", Tags: []point.Tag{{Key: "host", Value: "a"}}, Fields: []point.Field{{Key: "used", Value: v}}, Time: at}
-		e.Process(&p, at)
+		e.process(&p, at)
 		got = append(got, eventsAt(e, min)...)
 	}
 	return got
 }
 
-func eventsAt(e *engine, min int) []string {
+func eventsAt(e *testEng, min int) []string {
 	var got []string
-	for _, ev := range e.events {
+	for _, ev := range e.res.events {
 		got = append(got, fmt.Sprintf("%d:%s", min, ev.State))
 	}
-	e.Reset()
+	e.res.Reset()
 	return got
 }
 
@@ -154,11 +163,11 @@ func TestAbsenceRule(t *testing.T) {
 `)
 	check(t, feed(e, 0, 1, 2, 3), "")
 	at := func(min int) int64 { return t0.Add(time.Duration(min) * time.Minute).UnixNano() }
-	e.CheckAbsence(at(6))
+	e.expire(at(6))
 	check(t, eventsAt(e, 6), "")
-	e.CheckAbsence(at(7)) // last point at minute 2
+	e.expire(at(7)) // last point at minute 2
 	check(t, eventsAt(e, 7), "7:firing")
-	e.CheckAbsence(at(9))
+	e.expire(at(9))
 	check(t, eventsAt(e, 9), "")
 	check(t, feed(e, 10, 4), "10:resolved")
 }
@@ -201,11 +210,11 @@ func TestEventContents(t *testing.T) {
 	feed(e, 0, ramp(80, 0.1, 20)...)
 	at := t0.Add(20 * time.Minute).UnixNano()
 	p := point.Point{Measurement: "disk", Tags: []point.Tag{{Key: "host", Value: "a"}}, Fields: []point.Field{{Key: "used", Value: 95}}, Time: at}
-	e.Process(&p, at)
-	if len(e.events) != 1 {
-		t.Fatalf("%d events, want 1", len(e.events))
+	e.process(&p, at)
+	if len(e.res.events) != 1 {
+		t.Fatalf("%d events, want 1", len(e.res.events))
 	}
-	ev := e.events[0]
+	ev := e.res.events[0]
 	want := alert.Event{Fingerprint: alert.Fingerprint("disk_high", "disk,host=a used"), Rule: "disk_high", State: alert.Firing,
 		Severity: "critical", Series: "disk,host=a used", Value: 95, Summary: "a at 95"}
 	if ev.Fingerprint != want.Fingerprint || ev.Rule != want.Rule || ev.State != want.State || ev.Severity != want.Severity ||
@@ -219,8 +228,8 @@ func TestEventContents(t *testing.T) {
 		t.Errorf("labels %v", l)
 	}
 	// The forecast point carries the four outputs for the field.
-	if len(e.out) != 1 || len(e.out[0].Fields) != 4 || e.out[0].Fields[0].Key != "used_forecast" || e.out[0].Fields[3].Key != "used_anomaly_score" {
-		t.Errorf("forecast output %+v", e.out)
+	if len(e.res.points) != 1 || len(e.res.points[0].Fields) != 4 || e.res.points[0].Fields[0].Key != "used_forecast" || e.res.points[0].Fields[3].Key != "used_anomaly_score" {
+		t.Errorf("forecast output %+v", e.res.points)
 	}
 	line := string(appendAlertLine(nil, "metricpipe_alerts", &ev))
 	wantLine := fmt.Sprintf(`metricpipe_alerts,fingerprint=%s,rule=disk_high,severity=critical,state=firing value=95,threshold=90,`, ev.Fingerprint)
@@ -241,7 +250,7 @@ func TestMaxSeries(t *testing.T) {
 	e := testEngine(t, a, "rules: []\n")
 	for i := range 5 {
 		p := point.Point{Measurement: "m", Tags: []point.Tag{{Key: "i", Value: fmt.Sprint(i)}}, Fields: []point.Field{{Key: "v", Value: 1}}, Time: 1}
-		e.Process(&p, 1)
+		e.process(&p, 1)
 	}
 	if len(e.series) != 2 || e.untracked != 3 {
 		t.Errorf("%d series tracked, %d untracked; want 2 and 3", len(e.series), e.untracked)

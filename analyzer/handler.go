@@ -43,7 +43,10 @@ type output struct {
 // handler analyzes one partition's batches. The offsets of a batch are
 // committed (by the group consumer, after Handle returns nil) only once the
 // alert events it produced were acknowledged by Kafka and its forecasts and
-// alerts written to InfluxDB. Not safe for concurrent use.
+// alerts written to InfluxDB. It is the partition's kafkaio.Checkpointer:
+// its engine's state is checkpointed between batches and restored, then
+// replayed up to the committed offset, when the partition is assigned.
+// Not safe for concurrent use.
 type handler struct {
 	out       *output
 	eng       *engine
@@ -53,6 +56,7 @@ type handler struct {
 	series    prometheus.Gauge
 	checkedAt int64 // wall time of the last absence check
 
+	res  results // what the batch being handled derived, until flushed
 	pts  []point.Point
 	msgs []kafka.Message
 	buf  []byte
@@ -65,15 +69,31 @@ const absenceEvery = int64(time.Second)
 func (h *handler) Handle(ctx context.Context, batch []kafka.Message) error {
 	h.syncRules()
 	now := h.now().UnixNano()
-	var points int
+	points := h.analyze(batch, now, false)
+	h.out.metrics.points.Add(float64(points))
+	h.out.analyzed.Add(int64(points))
+	if now-h.checkedAt >= absenceEvery {
+		h.housekeep(now)
+	}
+	return h.flush(ctx)
+}
+
+// analyze decodes the batch's points, stamps those without a time with
+// their message's, and feeds them to the engine as arrived at now. It
+// returns how many points it analyzed. Replay and Handle share it, so that
+// a replay updates the state exactly as handling did; a replay does not
+// count undecodable messages again.
+func (h *handler) analyze(batch []kafka.Message, now int64, replay bool) (points int) {
 	for i := range batch {
 		m := &batch[i]
 		pts, err := h.dec.Decode(h.pts[:0], m.Value, kafkaio.HeaderValue(m, kafkaio.HeaderContentType))
 		if err != nil {
-			// The consumer dead-letters it; the analyzer only counts it,
-			// so each bad message is dead-lettered once.
-			h.out.metrics.undecodable.Inc()
-			h.out.hotLog.Debug().Err(err).Int("partition", m.Partition).Int64("offset", m.Offset).Msg("undecodable message skipped")
+			if !replay {
+				// The consumer dead-letters it; the analyzer only counts
+				// it, so each bad message is dead-lettered once.
+				h.out.metrics.undecodable.Inc()
+				h.out.hotLog.Debug().Err(err).Int("partition", m.Partition).Int64("offset", m.Offset).Msg("undecodable message skipped")
+			}
 			continue
 		}
 		h.pts = pts
@@ -81,16 +101,38 @@ func (h *handler) Handle(ctx context.Context, batch []kafka.Message) error {
 			if pts[j].Time == 0 {
 				pts[j].Time = m.Time.UnixNano()
 			}
-			h.eng.Process(&pts[j], now)
+			h.eng.Process(&pts[j], now, &h.res)
+		}
+		if replay {
+			h.res.Reset() // published and written before
 		}
 		points += len(pts)
 	}
-	h.out.metrics.points.Add(float64(points))
-	h.out.analyzed.Add(int64(points))
-	if now-h.checkedAt >= absenceEvery {
-		h.housekeep(now)
-	}
-	return h.flush(ctx)
+	return points
+}
+
+// Checkpoint appends the engine's state, as it is after the last message
+// handled or replayed, to dst (kafkaio.Checkpointer).
+func (h *handler) Checkpoint(dst []byte) []byte { return h.eng.Checkpoint(dst) }
+
+// Restore replaces the engine's state with a checkpoint taken at wall time
+// taken (kafkaio.Checkpointer): series resume as if the time since had not
+// passed for absence rules and idle expiry. The error wraps
+// stream.ErrIncompatible or stream.ErrCorrupt; the engine is then empty.
+func (h *handler) Restore(state []byte, taken time.Time) error {
+	h.syncRules()
+	err := h.eng.Restore(state, taken.UnixNano(), h.now().UnixNano())
+	h.series.Set(float64(len(h.eng.series)))
+	return err
+}
+
+// Replay feeds messages handled before, after the restored checkpoint
+// (kafkaio.Checkpointer): the engine's state moves exactly as Handle moved
+// it, on the handler's clock, but nothing is published, written or
+// counted, and no housekeeping runs.
+func (h *handler) Replay(batch []kafka.Message) {
+	h.syncRules()
+	h.analyze(batch, h.now().UnixNano(), true)
 }
 
 // Idle looks for silent series while the partition has no traffic.
@@ -109,10 +151,10 @@ func (h *handler) syncRules() {
 
 func (h *handler) housekeep(now int64) {
 	h.checkedAt = now
-	h.eng.CheckAbsence(now)
-	h.out.metrics.expired.Add(float64(h.eng.Expire(now)))
+	h.eng.Expire(now, &h.res)
+	h.out.metrics.expired.Add(float64(h.eng.expired))
 	h.out.metrics.untracked.Add(float64(h.eng.untracked))
-	h.eng.untracked = 0
+	h.eng.expired, h.eng.untracked = 0, 0
 	h.series.Set(float64(len(h.eng.series)))
 }
 
@@ -120,11 +162,12 @@ func (h *handler) housekeep(now int64) {
 // InfluxDB, waiting while it fails (see influx.Writer) until each is done
 // or ctx ends. What InfluxDB refuses is dead-lettered, never dropped.
 func (h *handler) flush(ctx context.Context) error {
-	defer h.eng.Reset()
-	if err := h.publish(ctx, h.eng.events); err != nil {
+	defer h.res.Reset()
+	events := h.res.events
+	if err := h.publish(ctx, events); err != nil {
 		return err
 	}
-	pts := h.eng.out
+	pts := h.res.points
 	refused, err := h.out.writer.Write(ctx, pts)
 	if err != nil {
 		return err
@@ -136,12 +179,12 @@ func (h *handler) flush(ctx context.Context) error {
 		}
 		return h.out.deadLetter(ctx, h.buf, len(run), run[0].Err)
 	})
-	if err != nil || len(h.eng.events) == 0 {
+	if err != nil || len(events) == 0 {
 		return err
 	}
 	h.buf = h.buf[:0]
-	for i := range h.eng.events {
-		h.buf = appendAlertLine(h.buf, h.out.measurement, &h.eng.events[i])
+	for i := range events {
+		h.buf = appendAlertLine(h.buf, h.out.measurement, &events[i])
 	}
 	if refused, err = h.out.writer.WriteLines(ctx, h.buf); err != nil {
 		return err
@@ -149,7 +192,7 @@ func (h *handler) flush(ctx context.Context) error {
 	return influx.Runs(refused, func(run []influx.Refusal) error {
 		var lines []byte
 		for _, r := range run {
-			lines = appendAlertLine(lines, h.out.measurement, &h.eng.events[r.Index])
+			lines = appendAlertLine(lines, h.out.measurement, &events[r.Index])
 		}
 		return h.out.deadLetter(ctx, lines, len(run), run[0].Err)
 	})

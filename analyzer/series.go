@@ -13,6 +13,7 @@ import (
 	"github.com/metricpipe/metricpipe/shared/forecast"
 	"github.com/metricpipe/metricpipe/shared/point"
 	"github.com/metricpipe/metricpipe/shared/rules"
+	"github.com/metricpipe/metricpipe/shared/stream"
 )
 
 // analysis is how every series is analyzed; one per process, shared
@@ -66,6 +67,21 @@ func (a analysis) Validate() error {
 		errs = append(errs, fmt.Errorf("--series-idle-timeout %s: want > 0", a.IdleTimeout))
 	}
 	return errors.Join(errs...)
+}
+
+// configDescription names every setting the state of a series depends
+// on, for the checkpoint's header: a checkpoint taken under other settings
+// (another model, season, scoring or average) is refused rather than
+// misread. Not described, because a restored state means the same under
+// any value of them: the rules (each lifecycle is kept by its rule's name
+// and definition, as on a reload), IntervalZ and WriteForecasts (they
+// shape what is written, not what is learnt), Repeat (the next
+// announcement of a firing alert follows the new interval, as it would
+// after a restart with the new flag), MaxSeries and IdleTimeout (bounds
+// and processing-time housekeeping).
+func (a *analysis) configDescription() string {
+	return fmt.Sprintf("forecast=%+v season=%d anomaly=%+v sma=%d ema=%x",
+		a.Forecast, a.Season, a.Anomaly, a.SMAWindow, math.Float64bits(a.EMAAlpha))
 }
 
 // Output field suffixes written beside each analyzed field.
@@ -225,6 +241,62 @@ func (s *series) smaValue() float64 {
 		return math.NaN() // no rule needed it until now: no rule holds on it
 	}
 	return s.smaSum / float64(len(s.sma))
+}
+
+// checkpoint appends the series to e; index numbers the current rules,
+// which its alerts must have been matched against.
+func (s *series) checkpoint(e *stream.Encoder, index map[*rules.Rule]uint64) {
+	e.String(s.measurement)
+	e.Uvarint(uint64(len(s.tags)))
+	for _, t := range s.tags {
+		e.String(t.Key)
+		e.String(t.Value)
+	}
+	e.String(s.field)
+	e.Uvarint(uint64(s.n))
+	e.Varint(s.last)
+	e.Varint(s.step)
+	e.Varint(s.arrived)
+	s.checkpointAverages(e)
+	e.Bool(s.det != nil)
+	if s.det != nil {
+		e.Uvarint(uint64(s.det.Forecaster().Season()))
+		s.det.Checkpoint(e)
+	}
+	e.Uvarint(uint64(len(s.alerts)))
+	for i := range s.alerts {
+		ra := &s.alerts[i]
+		e.Uvarint(index[ra.rule])
+		e.Bool(ra.active)
+		ra.lc.Checkpoint(e)
+	}
+}
+
+// checkpointAverages appends the moving averages: the EMA, and the SMA's
+// ring while a rule uses it.
+func (s *series) checkpointAverages(e *stream.Encoder) {
+	e.Float64(s.ema)
+	e.Floats(s.sma)
+	e.Float64(s.smaSum)
+}
+
+// restoreAverages reads what checkpointAverages wrote, with the SMA window
+// in use then (taken) and now (window): the ring is dropped when they
+// differ, as when a reload changes whether a rule tests the SMA.
+func (s *series) restoreAverages(d *stream.Decoder, taken uint64, window int) {
+	s.ema = d.Float64()
+	ring := d.Floats(nil)
+	s.smaSum = d.Float64()
+	if uint64(len(ring)) > taken {
+		d.Fail("SMA ring of %d values, window %d", len(ring), taken)
+		return
+	}
+	if taken == 0 || uint64(window) != taken {
+		s.sma, s.smaSum = nil, 0
+		return
+	}
+	s.sma = make([]float64, len(ring), window)
+	copy(s.sma, ring)
 }
 
 // seriesKey builds "measurement,tags field" into dst.

@@ -316,6 +316,10 @@ func (f *Forecaster) Interval(h int, z float64) (lo, hi float64, ok bool) {
 // points, the first ready of Holt, Holt-Winters and AR.
 func (f *Forecaster) Model() Kind { return f.cur.kind() }
 
+// Season is the length of f's seasonal model, 0 without one: a Config
+// that restores f's checkpoint needs it.
+func (f *Forecaster) Season() int { return len(f.hw.season) }
+
 // Reset forgets the series, as if f were new; it keeps the season's
 // memory.
 func (f *Forecaster) Reset() {

@@ -104,11 +104,10 @@ func (pl *Plan) keysFor(f string) string {
 }
 
 // fieldState is everything the stage keeps for one series-field. Its size
-// (112 bytes) matters: there is one per tracked series-field.
+// (96 bytes) matters: there is one per tracked series-field.
 type fieldState struct {
 	keys string // see Plan.keysFor; the field key is keys[:flen]
 	Averages
-	last int64 // latest event time of the field's points, for Expire
 	flen uint32
 	wins []window // open rollup windows, sorted by start
 }

@@ -20,7 +20,7 @@ func TestMovingAverages(t *testing.T) {
 		t.Helper()
 		s := mustNew(t, Config{Default: p, MaxSeries: 1})
 		for i, x := range in {
-			out, _ := s.Process(pt("m,k=v", at(float64(i)), "x", x), nil)
+			out, _ := s.ProcessResult(pt("m,k=v", at(float64(i)), "x", x), 0, nil)
 			got := none
 			if len(out) == 1 {
 				for _, fd := range out[0].Fields {
@@ -158,7 +158,7 @@ func TestAveragesMatchTheStage(t *testing.T) {
 				a = b
 			}
 			a.Add(pl, x)
-			out, res := s.Process(pt("m", at(float64(i)), "x", x), nil)
+			out, res := s.ProcessResult(pt("m", at(float64(i)), "x", x), 0, nil)
 			want := map[string]float64{}
 			if res.Derived {
 				for _, f := range out[len(out)-1].Fields {

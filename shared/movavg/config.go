@@ -62,18 +62,23 @@ type Config struct {
 	// written raw only. InfluxDB's cost follows field values, and every
 	// enabled average adds one per point and field. Empty: every field.
 	Fields []FieldPattern
-	// IdleTimeout is how long in event time a series-field may go without a
-	// point before Expire drops it: 0 (never) or at least Rollup +
-	// AllowedLateness of every measurement with rollups, so that a series
-	// only expires once its windows have closed (a window emitted by Expire
-	// and then reopened by a late point would be written twice, the second
-	// time partial).
+	// IdleFlush is how long in processing time (wall time) a series may go
+	// without a point before Expire flushes its open rollup windows, as
+	// Flush does for that series: 0 (never) or > 0. Windows otherwise wait
+	// for the series' own event time to pass their end, which a series that
+	// stopped never does.
+	IdleFlush time.Duration
+	// IdleTimeout is how long in processing time a series may go without a
+	// point before Expire drops its state, its windows flushed first: 0
+	// (never) or at least Rollup + AllowedLateness of every measurement with
+	// rollups, so that a series that comes back, in real time, cannot reopen
+	// a window already written (its watermark is forgotten with it).
 	IdleTimeout time.Duration
 }
 
 // Validate reports every invalid setting, each naming its flag and value:
 // --sma-window, --ema-alpha, --wma-weights, --rollup, --allowed-lateness,
-// --max-series, --series-idle-timeout, and --stage-override with the
+// --max-series, --series-idle-timeout, --idle-flush, and --stage-override with the
 // measurement for the overrides.
 func (c Config) Validate() error {
 	errs := paramProblems(c.Default, "", false)
@@ -102,6 +107,9 @@ func (c Config) Validate() error {
 	if c.IdleTimeout < 0 {
 		errs = append(errs, fmt.Errorf("--series-idle-timeout %s: want 0 (never) or > 0", c.IdleTimeout))
 	}
+	if c.IdleFlush < 0 {
+		errs = append(errs, fmt.Errorf("--idle-flush %s: want 0 (never) or > 0", c.IdleFlush))
+	}
 	check := func(r time.Duration, where string) {
 		if r <= 0 || c.AllowedLateness < 0 || r%time.Millisecond != 0 {
 			return // off, or reported above
@@ -111,7 +119,7 @@ func (c Config) Validate() error {
 				c.AllowedLateness, maxLatenessWindows, where, maxLatenessWindows+1))
 		}
 		if need := r + c.AllowedLateness; c.IdleTimeout > 0 && c.IdleTimeout < need {
-			errs = append(errs, fmt.Errorf("--series-idle-timeout %s: want 0 (never) or ≥ %s + --allowed-lateness = %s, so that series expire after their windows closed",
+			errs = append(errs, fmt.Errorf("--series-idle-timeout %s: want 0 (never) or ≥ %s + --allowed-lateness = %s, so that a series coming back cannot reopen a window written already",
 				c.IdleTimeout, where, need))
 		}
 	}

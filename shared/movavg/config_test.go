@@ -71,6 +71,8 @@ func TestConfigValidate(t *testing.T) {
 	f(func(c *Config) { c.IdleTimeout = time.Minute },
 		"--series-idle-timeout 1m0s: want 0 (never) or ≥ --rollup 1m0s + --allowed-lateness = 1m10s")
 	f(func(c *Config) { c.IdleTimeout = 0 })
+	f(func(c *Config) { c.IdleFlush = -time.Second }, "--idle-flush -1s: want 0 (never) or > 0")
+	f(func(c *Config) { c.IdleFlush = time.Second })
 	f(func(c *Config) { c.Overrides["cpu"] = Params{SMAWindow: 1, EMAAlpha: 2} },
 		`--stage-override "cpu": sma=1: want 0 (off) or 2..65536`, `--stage-override "cpu": ema=2: want`)
 	f(func(c *Config) { c.Overrides["cpu"] = Params{WMAWeights: []float64{0, 0}} },

@@ -2,6 +2,9 @@
 // every point it writes to InfluxDB through it and writes the points it
 // derives alongside. One [Stage] serves one Kafka partition worker and owns
 // the state of that partition's series; it is not safe for concurrent use.
+// It implements the stream.Stage contract: what it derives depends only on
+// its state and on the points fed, in partition order, never on batching,
+// on other series or on wall time; wall time only drives Expire.
 //
 // # What is computed
 //
@@ -25,9 +28,16 @@
 //
 // Warm-up: there is no _sma before SMAWindow points of the series-field
 // were seen, and no _wma before len(WMAWeights) points; _ema starts with the
-// first point (equal to it). State is in memory only: after a restart or a
-// rebalance, [Stage.Warm] rebuilds it from the points before the resume
-// position, or every series-field warms up again.
+// first point (equal to it). [Averages] are this state and arithmetic for
+// one series-field, for the analyzer's rules.
+//
+// State survives restarts and rebalances through [Stage.Checkpoint] and
+// [Stage.Restore]: a versioned record of every series (averages bit for
+// bit, open windows with their P² markers, clocks) under a hash of the
+// configuration it depends on; restored and fed the points that followed,
+// a Stage continues exactly as an uninterrupted one. When no checkpoint
+// can be used, [Stage.Warm] rebuilds the moving averages from the points
+// before the resume position, or every series-field warms up again.
 //
 // # Rollups
 //
@@ -44,13 +54,22 @@
 // to five points the stored samples give the exact value, interpolated
 // linearly between order statistics (Hyndman and Fan's type 7, as in NumPy).
 //
-// Lateness: the watermark of a Stage is the latest event time it has seen
-// (over all its series) minus AllowedLateness. A window [s, s+R) closes, and
-// its rollup is emitted, when the watermark reaches s+R. A point whose window
-// has already closed is counted in DroppedLate and left out of the rollups
-// (its moving averages are still computed); a late point whose window is
-// still open updates it. A series-field thus has at most
-// AllowedLateness/R + 1 windows open.
+// Event time is per series: each series (measurement and tag set) has its
+// own clock, its watermark, the latest event time of its own points minus
+// AllowedLateness. A window [s, s+R) of the series closes, and its rollup is
+// emitted, when that watermark reaches s+R. A point whose window has already
+// closed is counted in DroppedLate and left out of the rollups (its moving
+// averages are still computed); a late point whose window is still open
+// updates it. A series-field thus has at most AllowedLateness/R + 1 windows
+// open. Other series play no part: a series whose times lie years behind
+// the others of its partition (a backfill, a replay of old data) gets
+// exactly the rollups it would get alone.
+//
+// Processing time (wall time) only drives housekeeping, in [Stage.Expire]:
+// the windows of a series without a point for IdleFlush are flushed (closed
+// for good: its watermark moves to their end), and a series without a
+// point for IdleTimeout is forgotten, its windows flushed first.
+// [Stage.Flush] closes every window at once, for a partition gone quiet.
 //
 // # Output schema
 //
@@ -80,8 +99,8 @@
 //
 // MaxSeries bounds the series-field states; points of further ones get no
 // derived output ([Result].Untracked, [Stats].Untracked). Expire drops
-// series-fields idle for IdleTimeout of event time. A tracked series-field
-// costs about 0.8 KiB with SMAWindow 30 and rollups on, two windows
+// series idle for IdleTimeout of processing time. A tracked series-field
+// costs about 0.9 KiB with SMAWindow 30 and rollups on, two windows
 // open (see TestMemoryPerSeries). The points handed out are carved from memory the
 // Stage reuses after [Stage.Reset], so that processing a point of a tracked
 // series does not allocate.

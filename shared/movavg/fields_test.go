@@ -54,9 +54,9 @@ func TestDeriveFieldsSelects(t *testing.T) {
 	}
 	var out []point.Point
 	for i := range 3 {
-		out, _ = s.Process(pt("cpu,host=a", at(float64(i)), "usage_user", i, "idle", 9, "usage_system", 2*i), out)
-		out, _ = s.Process(pt("mem,host=a", at(float64(i)), "used", i), out)
-		out, _ = s.Process(pt("disk,host=a", at(float64(i)), "used", i, "free", 100-i), out)
+		out, _ = s.ProcessResult(pt("cpu,host=a", at(float64(i)), "usage_user", i, "idle", 9, "usage_system", 2*i), 0, out)
+		out, _ = s.ProcessResult(pt("mem,host=a", at(float64(i)), "used", i), 0, out)
+		out, _ = s.ProcessResult(pt("disk,host=a", at(float64(i)), "used", i, "free", 100-i), 0, out)
 	}
 	out = s.Flush(out)
 	want := []string{}

@@ -16,14 +16,14 @@ import (
 // model is a naive reference implementation of the stage: it keeps every
 // value and recomputes everything from scratch.
 type model struct {
-	p        Params
-	lateness int64
-	idle     int64
-	maxTime  int64
-	wm       int64
-	vals     map[string][]float64 // "series\x00field" → values since (re)start
-	last     map[string]int64
-	wins     map[string]map[int64]*modelWin // "series\x00field" → start → window
+	p         Params
+	lateness  int64
+	idle      int64
+	idleFlush int64
+	wm        map[string]int64               // series → watermark
+	seen      map[string]int64               // series → processing time of its last point
+	vals      map[string][]float64           // "series\x00field" → values since (re)start
+	wins      map[string]map[int64]*modelWin // "series\x00field" → start → window
 }
 
 type modelWin struct {
@@ -32,9 +32,13 @@ type modelWin struct {
 }
 
 func newModel(cfg Config) *model {
-	return &model{p: cfg.Default, lateness: int64(cfg.AllowedLateness), idle: int64(cfg.IdleTimeout),
-		maxTime: math.MinInt64, wm: math.MinInt64,
-		vals: map[string][]float64{}, last: map[string]int64{}, wins: map[string]map[int64]*modelWin{}}
+	return &model{p: cfg.Default, lateness: int64(cfg.AllowedLateness), idle: int64(cfg.IdleTimeout), idleFlush: int64(cfg.IdleFlush),
+		wm: map[string]int64{}, seen: map[string]int64{}, vals: map[string][]float64{}, wins: map[string]map[int64]*modelWin{}}
+}
+
+func seriesOf(key string) string {
+	series, _, _ := strings.Cut(key, "\x00")
+	return series
 }
 
 // rollups renders the windows selected by pick, grouped by series and start,
@@ -77,20 +81,22 @@ func (m *model) rollups(pick func(key string, start int64) bool) map[string]map[
 	return got
 }
 
-func (m *model) process(p *point.Point) (derived map[string]float64, rollups map[string]map[string]float64, late bool) {
+func (m *model) process(p *point.Point, now int64) (derived map[string]float64, rollups map[string]map[string]float64, late bool) {
 	r := int64(m.p.Rollup)
-	if p.Time > m.maxTime {
-		m.maxTime, m.wm = p.Time, p.Time-m.lateness
-	}
-	rollups = m.rollups(func(_ string, start int64) bool { return start+r <= m.wm })
 	series := string(point.AppendSeriesKey(nil, p))
+	m.seen[series] = now
+	wm, ok := m.wm[series]
+	if !ok {
+		wm = math.MinInt64
+	}
+	m.wm[series] = max(wm, p.Time-m.lateness)
+	rollups = m.rollups(func(key string, start int64) bool { return seriesOf(key) == series && start+r <= m.wm[series] })
 	start := windowStart(p.Time, r)
-	late = start+r <= m.wm
+	late = start+r <= m.wm[series]
 	derived = map[string]float64{}
 	for _, f := range p.Fields {
 		key := series + "\x00" + f.Key
 		m.vals[key] = append(m.vals[key], f.Value)
-		m.last[key] = max(m.last[key], p.Time)
 		vs := m.vals[key]
 		if n := m.p.SMAWindow; len(vs) >= n {
 			var sum float64
@@ -128,12 +134,30 @@ func (m *model) process(p *point.Point) (derived map[string]float64, rollups map
 }
 
 func (m *model) expire(now int64) map[string]map[string]float64 {
-	cutoff := now - m.idle
-	out := m.rollups(func(key string, _ int64) bool { return m.last[key] < cutoff })
-	for key, t := range m.last {
-		if t < cutoff {
-			delete(m.vals, key)
-			delete(m.last, key)
+	r := int64(m.p.Rollup)
+	flush := map[string]bool{}
+	for series, seen := range m.seen {
+		if (m.idleFlush > 0 && now-seen > m.idleFlush) || now-seen > m.idle {
+			flush[series] = true
+			for key, ws := range m.wins {
+				for start := range ws {
+					if seriesOf(key) == series {
+						m.wm[series] = max(m.wm[series], start+r)
+					}
+				}
+			}
+		}
+	}
+	out := m.rollups(func(key string, _ int64) bool { return flush[seriesOf(key)] })
+	for series, seen := range m.seen {
+		if now-seen > m.idle {
+			delete(m.seen, series)
+			delete(m.wm, series)
+			for key := range m.vals {
+				if seriesOf(key) == series {
+					delete(m.vals, key)
+				}
+			}
 		}
 	}
 	return out
@@ -221,6 +245,7 @@ func TestStageAgainstModel(t *testing.T) {
 				AllowedLateness: time.Duration(rng.IntN(4)) * 2 * time.Second,
 				MaxSeries:       1000,
 				IdleTimeout:     30 * time.Second,
+				IdleFlush:       time.Duration(rng.IntN(3)) * 10 * time.Second, // 0 (never), 10s, 20s
 			}
 			s := mustNew(t, cfg)
 			m := newModel(cfg)
@@ -229,8 +254,8 @@ func TestStageAgainstModel(t *testing.T) {
 			for i := range 3000 {
 				now += int64(rng.IntN(5)) * int64(250*time.Millisecond) // coarse, so that boundaries are hit exactly
 				series := fmt.Sprintf("cpu,host=h%d", rng.IntN(6))
-				if i > 1500 && rng.IntN(2) == 0 {
-					series = "cpu,host=h0" // the others go idle now and then
+				if (i > 1500 && rng.IntN(2) == 0) || (i > 2000 && i < 2400) {
+					series = "cpu,host=h0" // the others go idle, then come back
 				}
 				var kv []any
 				for _, f := range []string{"a", "b", "c"} {
@@ -243,8 +268,10 @@ func TestStageAgainstModel(t *testing.T) {
 					tm -= int64(rng.IntN(33)) * int64(250*time.Millisecond) // late, maybe too late
 				}
 				p := pt(series, tm, kv...)
-				wantD, wantR, late := m.process(p)
-				out, res := s.Process(p, nil)
+				// Processing time follows the feed: a real-time source
+				// whose points are sometimes late.
+				wantD, wantR, late := m.process(p, now)
+				out, res := s.ProcessResult(p, now, nil)
 				gotD, gotR := split(t, out)
 				what := fmt.Sprintf("point %d (%s)", i, dump(*p))
 				sameRollups(t, what, gotR, wantR)

@@ -1,6 +1,10 @@
 package movavg
 
-import "math"
+import (
+	"math"
+
+	"github.com/metricpipe/metricpipe/shared/stream"
+)
 
 // p2Quantile is the quantile the rollups estimate.
 const p2Quantile = 0.95
@@ -162,4 +166,44 @@ func (e *p2) minMax(c int64) (float64, float64) {
 		return e.q[0], e.q[c-1]
 	}
 	return e.q[0], e.q[4]
+}
+
+// checkpoint appends the estimator of c samples to e: the samples while
+// they are kept exactly, then the five markers and three positions.
+func (e *p2) checkpoint(enc *stream.Encoder, c int64) {
+	if c <= p2Exact {
+		for _, v := range e.q[:c] {
+			enc.Float64(v)
+		}
+		return
+	}
+	for _, v := range e.q[:5] {
+		enc.Float64(v)
+	}
+	for _, n := range e.n {
+		enc.Varint(n)
+	}
+}
+
+// restore reads what checkpoint wrote for c samples (c ≥ 1). Marker
+// positions must be strictly between 1 and c, increasing, as P² keeps them.
+func (e *p2) restore(d *stream.Decoder, c int64) {
+	*e = p2{}
+	if c <= p2Exact {
+		for i := range c {
+			e.q[i] = d.Float64()
+		}
+		return
+	}
+	for i := range 5 {
+		e.q[i] = d.Float64()
+	}
+	prev := int64(1)
+	for i := range e.n {
+		e.n[i] = d.Varint()
+		if d.Err() == nil && (e.n[i] <= prev || e.n[i] >= c) {
+			d.Fail("P² marker %d at position %d of %d", i+1, e.n[i], c)
+		}
+		prev = e.n[i]
+	}
 }

@@ -98,68 +98,9 @@ func (f *fieldState) openWindow(start int64) (w *window, opened bool) {
 // rollupOffset is where the rollup keys start in fieldState.keys.
 func (pl *Plan) rollupOffset(flen int) int { return pl.derived * (flen + len(sufSMA)) }
 
-// due says that series idx has a window ending at end. The heap of dues
-// lets Process find the windows the watermark closes without scanning every
-// series. A due may be stale (its window was flushed, or its series expired
-// and the slot reused); acting on it is then harmless, since only windows
-// whose end the watermark passed are ever closed.
-type due struct {
-	end int64
-	idx int32
-}
-
-func (s *Stage) pushDue(d due) {
-	h := append(s.dues, d)
-	for i := len(h) - 1; i > 0; {
-		parent := (i - 1) / 2
-		if h[parent].end <= h[i].end {
-			break
-		}
-		h[parent], h[i] = h[i], h[parent]
-		i = parent
-	}
-	s.dues = h
-}
-
-func (s *Stage) popDue() due {
-	h := s.dues
-	top := h[0]
-	n := len(h) - 1
-	h[0] = h[n]
-	h = h[:n]
-	for i := 0; ; {
-		c := 2*i + 1
-		if c >= n {
-			break
-		}
-		if c+1 < n && h[c+1].end < h[c].end {
-			c++
-		}
-		if h[i].end <= h[c].end {
-			break
-		}
-		h[i], h[c] = h[c], h[i]
-		i = c
-	}
-	s.dues = h
-	return top
-}
-
-// closeDue emits every window whose end the watermark reached.
-func (s *Stage) closeDue(out []point.Point) []point.Point {
-	for len(s.dues) > 0 && s.dues[0].end <= s.wm {
-		d := s.popDue()
-		if sr := &s.series[d.idx]; sr.plan != nil {
-			out = s.emitWindows(sr, s.wm, math.MaxInt64, out)
-		}
-	}
-	return out
-}
-
 // emitWindows appends one rollup point per window start among the windows of
-// sr that end at or before until, taking only fields whose last event time
-// is at most lastAtMost (Expire's selection), and removes those windows.
-func (s *Stage) emitWindows(sr *series, until, lastAtMost int64, out []point.Point) []point.Point {
+// sr that end at or before until, and removes those windows.
+func (s *Stage) emitWindows(sr *series, until int64, out []point.Point) []point.Point {
 	r := sr.plan.rollup
 	var (
 		meas string
@@ -170,7 +111,7 @@ func (s *Stage) emitWindows(sr *series, until, lastAtMost int64, out []point.Poi
 		start, found := int64(math.MaxInt64), false
 		for j := range sr.fields {
 			f := &sr.fields[j]
-			if len(f.wins) > 0 && f.last <= lastAtMost && satAdd(f.wins[0].start, r) <= until && (!found || f.wins[0].start < start) {
+			if len(f.wins) > 0 && satAdd(f.wins[0].start, r) <= until && (!found || f.wins[0].start < start) {
 				start, found = f.wins[0].start, true
 			}
 		}
@@ -180,7 +121,7 @@ func (s *Stage) emitWindows(sr *series, until, lastAtMost int64, out []point.Poi
 		fs := s.fields.reserve(6 * len(sr.fields))
 		for j := range sr.fields {
 			f := &sr.fields[j]
-			if len(f.wins) == 0 || f.last > lastAtMost || f.wins[0].start != start {
+			if len(f.wins) == 0 || f.wins[0].start != start {
 				continue
 			}
 			flen := int(f.flen)

@@ -5,12 +5,16 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/metricpipe/metricpipe/shared/point"
 )
 
 func rollupConfig(lateness time.Duration) Config {
 	return Config{Default: Params{Rollup: time.Minute}, AllowedLateness: lateness, MaxSeries: 100}
 }
 
+// TestRollupClosesAtWatermark: a series' windows close when its own
+// watermark passes their end, whatever the other series' times.
 func TestRollupClosesAtWatermark(t *testing.T) {
 	s := mustNew(t, rollupConfig(0))
 	run(t, s,
@@ -18,28 +22,32 @@ func TestRollupClosesAtWatermark(t *testing.T) {
 		step{p: pt("cpu,host=a", at(50), "v", 2)}, // last by event time
 		step{p: pt("cpu,host=a", at(10), "v", 3)}, // in order enough: window still open
 		step{p: pt("cpu,host=b", at(59.999), "v", 7)},
-		// The watermark reaches 60s: both series' windows close, one point
-		// each at the window start; p95 of 3 samples is exact (type 7).
+		// b's watermark reaches 60s: b's window closes, one point at the
+		// window start. a's stays open: its own time is 50s.
 		step{p: pt("cpu,host=b", at(60), "v", 8), want: []string{
-			"cpu,host=a @0 v_count=3 v_mean=2 v_min=1 v_max=3 v_last=2 v_p95=2.9",
 			"cpu,host=b @0 v_count=1 v_mean=7 v_min=7 v_max=7 v_last=7 v_p95=7",
+		}},
+		step{p: pt("cpu,host=a", at(30), "v", 9)},
+		// p95 of 4 samples is exact (type 7): 3 + 0.85·(9−3).
+		step{p: pt("cpu,host=a", at(60), "v", 4), want: []string{
+			"cpu,host=a @0 v_count=4 v_mean=3.75 v_min=1 v_max=9 v_last=2 v_p95=8.1",
 		}},
 		step{p: pt("cpu,host=a", at(30), "v", 9), late: true}, // lateness 0: closed
 		step{p: pt("cpu,host=a", at(61), "v", 4)},
 		// A jump over several windows closes the open ones; empty windows
-		// emit nothing.
+		// emit nothing; b's window waits for b.
 		step{p: pt("cpu,host=a", at(300), "v", 5), want: []string{
-			"cpu,host=b @60 v_count=1 v_mean=8 v_min=8 v_max=8 v_last=8 v_p95=8",
-			"cpu,host=a @60 v_count=1 v_mean=4 v_min=4 v_max=4 v_last=4 v_p95=4",
+			"cpu,host=a @60 v_count=2 v_mean=4 v_min=4 v_max=4 v_last=4 v_p95=4",
 		}},
 	)
-	if st := s.Stats(); st.DroppedLate != 1 || st.Watermark != at(300) {
+	if st := s.Stats(); st.DroppedLate != 1 {
 		t.Fatalf("stats %+v", st)
 	}
-	if got := dumpAll(s.Flush(nil)); strings.Join(got, "|") != "cpu,host=a @300 v_count=1 v_mean=5 v_min=5 v_max=5 v_last=5 v_p95=5" {
+	if got := dumpAll(s.Flush(nil)); strings.Join(got, "|") != "cpu,host=a @300 v_count=1 v_mean=5 v_min=5 v_max=5 v_last=5 v_p95=5|"+
+		"cpu,host=b @60 v_count=1 v_mean=8 v_min=8 v_max=8 v_last=8 v_p95=8" {
 		t.Fatalf("flush: %q", got)
 	}
-	if len(s.dues) != 0 || len(s.Flush(nil)) != 0 {
+	if openWindows(s) != 0 || len(s.Flush(nil)) != 0 {
 		t.Fatal("flush left windows behind")
 	}
 }
@@ -92,8 +100,8 @@ func TestRollupGroupsFields(t *testing.T) {
 
 func TestRollupOverflow(t *testing.T) {
 	s := mustNew(t, rollupConfig(0))
-	s.Process(pt("m", at(0), "v", 1.5e308), nil)
-	s.Process(pt("m", at(1), "v", 1.5e308), nil)
+	s.ProcessResult(pt("m", at(0), "v", 1.5e308), 0, nil)
+	s.ProcessResult(pt("m", at(1), "v", 1.5e308), 0, nil)
 	out := s.Flush(nil)
 	// The mean overflows and is left out.
 	if got := dumpAll(out); strings.Join(got, "|") != "m @0 v_count=2 v_min=1.5e+308 v_max=1.5e+308 v_last=1.5e+308 v_p95=1.5e+308" {
@@ -101,65 +109,91 @@ func TestRollupOverflow(t *testing.T) {
 	}
 }
 
+// TestExpire: series idle in processing time are forgotten after
+// IdleTimeout, their windows flushed first, whatever their event times.
 func TestExpire(t *testing.T) {
 	cfg := rollupConfig(0)
 	cfg.Default.SMAWindow = 2
 	cfg.IdleTimeout = 2 * time.Minute
 	s := mustNew(t, cfg)
-	run(t, s,
-		step{p: pt("cpu,host=a", at(0), "v", 1)},
-		step{p: pt("cpu,host=a", at(30), "v", 3), want: []string{"cpu,host=a @30 v_sma=2"}},
-		step{p: pt("cpu,host=b", at(40), "x", 1, "y", 2)},
-	)
-	// Nothing is idle for 2 minutes yet.
+	// at(x) serves as processing time too: a real-time feed, except where
+	// a point's event time says otherwise.
+	f := func(p *point.Point, now int64, want ...string) {
+		t.Helper()
+		if got := dumpAll(s.Process(p, now, nil)); strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Fatalf("%s: got %q, want %q", dump(*p), got, want)
+		}
+	}
+	f(pt("cpu,host=a", at(0), "v", 1), at(0))
+	f(pt("cpu,host=a", at(30), "v", 3), at(30), "cpu,host=a @30 v_sma=2")
+	f(pt("cpu,host=b", at(40), "x", 1, "y", 2), at(40))
+	// Nothing is idle for more than 2 minutes yet.
 	if out := s.Expire(at(150), nil); len(out) != 0 || s.Stats().Series != 3 {
 		t.Fatalf("early expire: %q, %+v", dumpAll(out), s.Stats())
 	}
-	// now is ahead of the stage's event time: a's window is still open and
-	// is emitted before a is dropped.
-	out := s.Expire(at(160), nil)
+	// a's window is still open and is emitted before a is dropped.
+	out := s.Expire(at(151), nil)
 	if got := dumpAll(out); strings.Join(got, "|") != "cpu,host=a @0 v_count=2 v_mean=2 v_min=1 v_max=3 v_last=3 v_p95=2.9" {
 		t.Fatalf("expire: %q", got)
 	}
 	if st := s.Stats(); st.Series != 2 || st.Expired != 1 || len(s.index) != 1 {
 		t.Fatalf("stats %+v, %d indexed", st, len(s.index))
 	}
-	// a starts over: warm-up again.
-	run(t, s,
-		step{p: pt("cpu,host=a", at(50), "v", 5)},
-		step{p: pt("cpu,host=b", at(170), "x", 2), want: []string{
-			"cpu,host=a @0 v_count=1 v_mean=5 v_min=5 v_max=5 v_last=5 v_p95=5",
-			"cpu,host=b @0 x_count=1 x_mean=1 x_min=1 x_max=1 x_last=1 x_p95=1 y_count=1 y_mean=2 y_min=2 y_max=2 y_last=2 y_p95=2",
-			"cpu,host=b @170 x_sma=1.5",
-		}},
-	)
-	// a and b.y went quiet and expire (their windows closed already); b.x
-	// lives on with its open window.
-	out = s.Expire(at(171), nil)
-	if len(out) != 0 {
-		t.Fatalf("expire emitted %q; the windows were closed already", dumpAll(out))
-	}
-	if st := s.Stats(); st.Series != 1 || st.Expired != 3 {
-		t.Fatalf("stats %+v", st)
-	}
-	run(t, s, step{p: pt("cpu,host=b", at(175), "x", 4), want: []string{"cpu,host=b @175 x_sma=3"}})
-	if got := dumpAll(s.Flush(nil)); strings.Join(got, "|") != "cpu,host=b @120 x_count=2 x_mean=3 x_min=2 x_max=4 x_last=4 x_p95=3.9" {
-		t.Fatalf("flush: %q", got)
-	}
-	// Flush closed the windows for good: a point for one is late now.
-	if _, res := s.Process(pt("cpu,host=b", at(179), "x", 1), nil); res.DroppedLate != 1 {
-		t.Fatal("a point for a flushed window was not dropped as late")
-	}
-	// The freed slot is reused.
-	run(t, s, step{p: pt("cpu,host=c", at(181), "v", 1)})
+	// a starts over (warm-up again) in the freed slot.
+	f(pt("cpu,host=a", at(200), "v", 5), at(152))
 	if len(s.series) != 2 {
 		t.Fatalf("%d series slots, want 2", len(s.series))
 	}
-	// IdleTimeout 0: never.
+	f(pt("cpu,host=b", at(170), "x", 2), at(200),
+		"cpu,host=b @0 x_count=1 x_mean=1 x_min=1 x_max=1 x_last=1 x_p95=1 y_count=1 y_mean=2 y_min=2 y_max=2 y_last=2 y_p95=2",
+		"cpu,host=b @170 x_sma=1.5")
+	// a went quiet again; b, whose event time is behind a's, is busy.
+	out = s.Expire(at(291), nil)
+	if got := dumpAll(out); strings.Join(got, "|") != "cpu,host=a @180 v_count=1 v_mean=5 v_min=5 v_max=5 v_last=5 v_p95=5" {
+		t.Fatalf("expire: %q", got)
+	}
+	if st := s.Stats(); st.Series != 2 || st.Expired != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+	f(pt("cpu,host=b", at(175), "x", 4), at(292), "cpu,host=b @175 x_sma=3")
+	// IdleTimeout and IdleFlush 0: never.
 	s = mustNew(t, rollupConfig(0))
-	s.Process(pt("cpu", at(0), "v", 1), nil)
-	if s.Expire(math.MaxInt64, nil); s.Stats().Series != 1 {
-		t.Fatal("expired with IdleTimeout 0")
+	s.Process(pt("cpu", at(0), "v", 1), at(0), nil)
+	if out := s.Expire(math.MaxInt64, nil); s.Stats().Series != 1 || len(out) != 0 {
+		t.Fatal("expired with IdleTimeout and IdleFlush 0")
+	}
+}
+
+// TestIdleFlush: the windows of a series quiet in processing time for
+// longer than IdleFlush are flushed and closed for good; the series keeps
+// its averages, and another series far ahead in event time changes nothing.
+func TestIdleFlush(t *testing.T) {
+	cfg := rollupConfig(0)
+	cfg.Default.EMAAlpha = 0.5
+	cfg.IdleFlush = 30 * time.Second
+	s := mustNew(t, cfg)
+	var out []point.Point
+	out = s.Process(pt("cpu,host=c", at(0), "v", 1), at(0), out)
+	out = s.Process(pt("cpu,host=c", at(10), "v", 2), at(1), out)
+	out = s.Process(pt("cpu,host=d", at(100_000), "v", 1), at(20), out) // years ahead, say
+	if out = s.Expire(at(31), out[:0]); len(out) != 0 {
+		t.Fatalf("flushed early: %q", dumpAll(out))
+	}
+	out = s.Expire(at(31.001), out)
+	if got := dumpAll(out); strings.Join(got, "|") != "cpu,host=c @0 v_count=2 v_mean=1.5 v_min=1 v_max=2 v_last=2 v_p95=1.95" {
+		t.Fatalf("idle flush: %q", got)
+	}
+	// c's window is closed for good: a point for it is late, but averaged.
+	out, res := s.ProcessResult(pt("cpu,host=c", at(50), "v", 3), at(33), out[:0])
+	if res.DroppedLate != 1 || strings.Join(dumpAll(out), "|") != "cpu,host=c @50 v_ema=2.25" {
+		t.Fatalf("after the flush: %q, %+v", dumpAll(out), res)
+	}
+	if st := s.Stats(); st.Series != 2 || st.Expired != 0 {
+		t.Fatalf("stats %+v: IdleFlush must not forget series", st)
+	}
+	out = s.Expire(at(51), out[:0])
+	if got := dumpAll(out); strings.Join(got, "|") != "cpu,host=d @99960 v_count=1 v_mean=1 v_min=1 v_max=1 v_last=1 v_p95=1" {
+		t.Fatalf("idle flush of d: %q", got)
 	}
 }
 

@@ -3,9 +3,9 @@ package movavg
 import (
 	"encoding/binary"
 	"math"
-	"slices"
 
 	"github.com/metricpipe/metricpipe/shared/point"
+	"github.com/metricpipe/metricpipe/shared/stream"
 )
 
 // Result is what Process did with one point.
@@ -30,9 +30,6 @@ type Stats struct {
 	Untracked   uint64 // points that had Result.Untracked
 	DroppedLate uint64 // points too late for their rollup window
 	Expired     uint64 // series-field states dropped by Expire
-	// Watermark is the latest event time seen minus AllowedLateness, in
-	// Unix ns; math.MinInt64 before the first point.
-	Watermark int64
 }
 
 // Stage computes moving averages and rollups for the points of one Kafka
@@ -43,17 +40,15 @@ type Stage struct {
 	overrides map[string]*Plan // nil when there are none
 	sel       *selection       // nil: every field
 	lateness  int64
-	idle      int64
+	idle      int64 // IdleTimeout, processing time
+	idleFlush int64 // IdleFlush, processing time
 	maxSeries int
+	hash      uint64 // of what the state means: see configHash
 
 	index   map[string]int32 // series key → index in series
 	series  []series
 	free    []int32 // indexes of unused slots of series
 	nFields int     // tracked series-field states
-
-	dues    []due // min-heap by end
-	maxTime int64 // latest event time seen
-	wm      int64 // watermark: maxTime − lateness
 
 	fields arena[point.Field] // Fields of the points handed out
 	tags   arena[point.Tag]   // Tags of the rollup points handed out
@@ -66,6 +61,9 @@ type Stage struct {
 	seq int64 // source position of the points being processed; see Mark
 }
 
+// The Stage is the consumer's stream stage.
+var _ stream.Stage[[]point.Point] = (*Stage)(nil)
+
 // series is the state of one series (measurement and tag set) and of its
 // fields.
 type series struct {
@@ -74,10 +72,19 @@ type series struct {
 	// can be built without keeping a []point.Tag per series: see
 	// appendIdentity. The strings of the input point are copied, since a
 	// decoded point's strings pin its whole Kafka message.
-	id        string
-	plan      *Plan // nil for a free slot
-	fields    []fieldState
-	pushedEnd int64 // latest window end pushed to dues
+	id     string
+	plan   *Plan // nil for a free slot
+	fields []fieldState
+	// wm is the series' watermark: its latest event time minus
+	// AllowedLateness, or further once Flush or Expire closed its windows.
+	// Its windows close when it reaches their end; its points for a window
+	// ending at or before it are late. Each series has its own, so that a
+	// series whose times lie years behind another's on the same partition
+	// is judged by its own time only.
+	wm int64
+	// seen is the processing time (Unix ns) of the series' last point, for
+	// Expire.
+	seen int64
 }
 
 // nameKey identifies an interned key string: field keys repeat across the
@@ -101,10 +108,10 @@ func New(cfg Config) (*Stage, error) {
 		def:       newPlan(cfg.Default),
 		lateness:  int64(cfg.AllowedLateness),
 		idle:      int64(cfg.IdleTimeout),
+		idleFlush: int64(cfg.IdleFlush),
 		maxSeries: cfg.MaxSeries,
+		hash:      configHash(cfg),
 		index:     make(map[string]int32),
-		maxTime:   math.MinInt64,
-		wm:        math.MinInt64,
 		names:     make(map[nameKey]string),
 		sel:       newSelection(cfg.Fields),
 	}
@@ -124,9 +131,9 @@ func (s *Stage) Mark(seq int64) { s.seq = seq }
 
 // OldestOpen returns the lowest position (see Mark) among the points that
 // opened a rollup window still open, and false when no window is open. A
-// consumer must not commit past it: its windows exist only in memory, and a
-// restart rebuilds them by replaying from there. It scans every series, so
-// call it once per batch, not per point.
+// consumer must not commit past it unless a checkpoint holds the window:
+// without one, a restart rebuilds it by replaying from there. It scans
+// every series, so call it once per batch, not per point.
 func (s *Stage) OldestOpen() (int64, bool) {
 	oldest, found := int64(math.MaxInt64), false
 	for i := range s.series {
@@ -141,11 +148,20 @@ func (s *Stage) OldestOpen() (int64, bool) {
 	return oldest, found
 }
 
-// Process feeds p, a valid point with its Time set, to the stage and
-// appends the points it derives to out:
+// Process feeds p, a valid point with its Time set, that arrived at
+// processing time now (Unix ns), and appends what it derives to out; see
+// ProcessResult.
+func (s *Stage) Process(p *point.Point, now int64, out []point.Point) []point.Point {
+	out, _ = s.ProcessResult(p, now, out)
+	return out
+}
+
+// ProcessResult is Process, also reporting what it did with p. It appends
+// to out:
 //
-//   - the rollup points of the windows p's event time closed (for every
-//     series of the stage, not only p's), one per series and window start;
+//   - the rollup points of the windows of p's series that p's event time
+//     closed (p's time minus AllowedLateness reached their end), one per
+//     window start; other series' windows are left alone;
 //   - then at most one derived point for p: p's measurement and p.Tags (the
 //     same slice, not a copy) at p.Time, with the fields <f>_sma, <f>_ema
 //     and <f>_wma of each field f of p that are enabled for the measurement
@@ -154,23 +170,17 @@ func (s *Stage) OldestOpen() (int64, bool) {
 //
 // The appended points' Fields, and the rollup points' Tags, are carved from
 // memory the Stage owns and reuses: they stay valid until the next call to
-// Reset. Process keeps no reference to p or its strings.
+// Reset. ProcessResult keeps no reference to p or its strings. now only
+// stamps p's series as active, for Expire: what is derived does not depend
+// on it.
 //
 // In steady state (p's series-fields tracked, the Stage's buffers grown to
-// their working size, room in out, Reset after each batch) Process does not
+// their working size, room in out, Reset after each batch) it does not
 // allocate.
 //
-// Moving averages follow arrival order; rollups follow event time. Points
-// of measurements for which nothing is enabled only advance the watermark.
-func (s *Stage) Process(p *point.Point, out []point.Point) ([]point.Point, Result) {
+// Moving averages follow arrival order; rollups follow event time.
+func (s *Stage) ProcessResult(p *point.Point, now int64, out []point.Point) ([]point.Point, Result) {
 	var res Result
-	if p.Time > s.maxTime {
-		s.maxTime = p.Time
-		s.wm = max(s.wm, satSub(p.Time, s.lateness)) // Flush may have moved it further
-		if len(s.dues) > 0 && s.dues[0].end <= s.wm {
-			out = s.closeDue(out)
-		}
-	}
 	pl := s.planFor(p.Measurement)
 	if pl.off() || !s.sel.any(p) {
 		return out, res
@@ -182,13 +192,19 @@ func (s *Stage) Process(p *point.Point, out []point.Point) ([]point.Point, Resul
 		return out, res
 	}
 	sr := &s.series[idx]
+	sr.seen = now
+	if wm := satSub(p.Time, s.lateness); wm > sr.wm {
+		sr.wm = wm
+		if pl.rollup > 0 {
+			out = s.emitWindows(sr, wm, out)
+		}
+	}
 
 	rollup := pl.rollup > 0
-	var start, end int64
+	var start int64
 	if rollup {
 		start = windowStart(p.Time, pl.rollup)
-		end = satAdd(start, pl.rollup)
-		if end <= s.wm { // closed already (p's own time never closes it)
+		if satAdd(start, pl.rollup) <= sr.wm { // closed already (p's own time never closes it)
 			rollup = false
 			res.DroppedLate = 1
 			s.droppedLate++
@@ -211,7 +227,6 @@ func (s *Stage) Process(p *point.Point, out []point.Point) ([]point.Point, Resul
 			continue
 		}
 		f := &sr.fields[j]
-		f.last = max(f.last, p.Time)
 		f.Add(pl, pf.Value)
 		if pl.derived > 0 {
 			fs = f.appendDerived(fs, pl)
@@ -222,12 +237,6 @@ func (s *Stage) Process(p *point.Point, out []point.Point) ([]point.Point, Resul
 				w.firstSeq = s.seq
 			}
 			w.add(p.Time, pf.Value)
-			// One due per series and window end is enough; late windows
-			// (end < pushedEnd) are rare and may get duplicates.
-			if opened && end != sr.pushedEnd {
-				s.pushDue(due{end: end, idx: idx})
-				sr.pushedEnd = max(sr.pushedEnd, end)
-			}
 		}
 	}
 	if res.Untracked {
@@ -243,19 +252,18 @@ func (s *Stage) Process(p *point.Point, out []point.Point) ([]point.Point, Resul
 
 // Warm feeds p, a valid point with its Time set that an earlier owner of
 // the partition already processed, to the moving averages only: it opens
-// no rollup window, emits nothing and counts nothing, but moves the
+// no rollup window, emits nothing and counts nothing, but moves p's series'
 // watermark, so that the points processed next are judged late exactly as
-// they were the first time. Replaying the points just before a restart's
-// resume position through Warm makes the moving averages of the replayed
-// and later points what an uninterrupted run computed (SMA and WMA once a
-// series-field has SMAWindow and len(WMAWeights) warm points, up to
-// rounding; EMA converging by a factor 1−α per point). Call it on a fresh
-// Stage, before Process.
-func (s *Stage) Warm(p *point.Point) {
-	s.maxTime = max(s.maxTime, p.Time)
-	s.wm = max(s.wm, satSub(s.maxTime, s.lateness))
+// they were the first time, and stamps the series active at processing
+// time now. Replaying the points just before a restart's resume position
+// through Warm makes the moving averages of the replayed and later points
+// what an uninterrupted run computed (SMA and WMA once a series-field has
+// SMAWindow and len(WMAWeights) warm points, up to rounding; EMA converging
+// by a factor 1−α per point). Call it on a fresh Stage, before Process. It
+// is the fallback for when no checkpoint can be restored.
+func (s *Stage) Warm(p *point.Point, now int64) {
 	pl := s.planFor(p.Measurement)
-	if pl.derived == 0 || !s.sel.any(p) {
+	if pl.off() || !s.sel.any(p) { // rollup-only series need their watermark
 		return
 	}
 	idx, ok := s.track(p, pl)
@@ -263,6 +271,8 @@ func (s *Stage) Warm(p *point.Point) {
 		return
 	}
 	sr := &s.series[idx]
+	sr.seen = now
+	sr.wm = max(sr.wm, satSub(p.Time, s.lateness))
 	k := 0
 	for i := range p.Fields {
 		if !s.sel.selected(p.Measurement, p.Fields[i].Key) {
@@ -273,78 +283,80 @@ func (s *Stage) Warm(p *point.Point) {
 		if j < 0 {
 			continue
 		}
-		f := &sr.fields[j]
-		f.last = max(f.last, p.Time)
-		f.Add(pl, p.Fields[i].Value)
+		sr.fields[j].Add(pl, p.Fields[i].Value)
 	}
 }
 
 // Flush appends the rollup points of every open window to out and closes
-// those windows for good: it moves the watermark to the latest end among
-// them, so a later point for a flushed window counts as DroppedLate instead
-// of opening it again (its partial rollup would overwrite the flushed one in
-// InfluxDB). Use it when a partition falls idle, so its windows need not
-// wait for event time to move on. The points are valid until the next Reset.
+// those windows for good: it moves each series' watermark to the latest end
+// among its windows, so a later point for a flushed window counts as
+// DroppedLate instead of opening it again (its partial rollup would
+// overwrite the flushed one in InfluxDB). Use it when a partition falls
+// idle, so its windows need not wait for event time to move on. The points
+// are valid until the next Reset.
 func (s *Stage) Flush(out []point.Point) []point.Point {
 	for i := range s.series {
-		sr := &s.series[i]
-		if sr.plan == nil || sr.plan.rollup == 0 {
-			continue
-		}
-		for j := range sr.fields {
-			if w := sr.fields[j].wins; len(w) > 0 {
-				s.wm = max(s.wm, satAdd(w[len(w)-1].start, sr.plan.rollup))
-			}
-		}
-		out = s.emitWindows(sr, math.MaxInt64, math.MaxInt64, out)
-		sr.pushedEnd = math.MinInt64
+		out = s.flushSeries(&s.series[i], out)
 	}
-	s.dues = s.dues[:0]
 	return out
 }
 
-// Expire drops the state of every series-field whose latest event time is
-// older than now − IdleTimeout, first appending the rollup points of its open
-// windows to out (valid until the next Reset). now is an event time in Unix
-// ns chosen by the caller, typically Stats().Watermark. It does nothing when
-// IdleTimeout is 0. It scans every series: call it periodically (say once a
-// minute), not per point.
-func (s *Stage) Expire(now int64, out []point.Point) []point.Point {
-	if s.idle == 0 {
+// flushSeries closes every open window of sr, as Flush does.
+func (s *Stage) flushSeries(sr *series, out []point.Point) []point.Point {
+	if sr.plan == nil || sr.plan.rollup == 0 {
 		return out
 	}
-	cutoff := satSub(now, s.idle)
-	if cutoff == math.MinInt64 {
-		return out // nothing is older
+	for j := range sr.fields {
+		if w := sr.fields[j].wins; len(w) > 0 {
+			sr.wm = max(sr.wm, satAdd(w[len(w)-1].start, sr.plan.rollup))
+		}
+	}
+	return s.emitWindows(sr, math.MaxInt64, out)
+}
+
+// Expire does the stage's processing-time housekeeping at now (Unix ns,
+// wall time), series by series, against the processing time of each
+// series' last point: the windows of a series without a point for longer
+// than IdleFlush are flushed (as Flush does, for that series only), and a
+// series without a point for longer than IdleTimeout is forgotten, its
+// windows flushed first. The rollup points are appended to out, valid until
+// the next Reset. Other series' event times play no part. It scans every
+// series: call it every few seconds, not per point.
+func (s *Stage) Expire(now int64, out []point.Point) []point.Point {
+	if s.idle == 0 && s.idleFlush == 0 {
+		return out
 	}
 	for i := range s.series {
 		sr := &s.series[i]
 		if sr.plan == nil {
 			continue
 		}
-		n := 0
-		for j := range sr.fields {
-			if sr.fields[j].last < cutoff {
-				n++
-			}
+		quiet := quietFor(now, sr.seen)
+		switch {
+		case s.idle > 0 && quiet > s.idle:
+			out = s.flushSeries(sr, out)
+			s.nFields -= len(sr.fields)
+			s.expired += uint64(len(sr.fields))
+			delete(s.index, seriesKey(sr.id))
+			*sr = series{}
+			s.free = append(s.free, int32(i))
+		case s.idleFlush > 0 && quiet > s.idleFlush:
+			out = s.flushSeries(sr, out)
 		}
-		if n == 0 {
-			continue
-		}
-		if sr.plan.rollup > 0 {
-			out = s.emitWindows(sr, math.MaxInt64, cutoff-1, out)
-		}
-		s.nFields -= n
-		s.expired += uint64(n)
-		if n < len(sr.fields) {
-			sr.fields = slices.DeleteFunc(sr.fields, func(f fieldState) bool { return f.last < cutoff })
-			continue
-		}
-		delete(s.index, seriesKey(sr.id))
-		*sr = series{}
-		s.free = append(s.free, int32(i))
 	}
 	return out
+}
+
+// quietFor returns now − seen, 0 when seen is not before now, and
+// MaxInt64 when the difference overflows.
+func quietFor(now, seen int64) int64 {
+	if now <= seen {
+		return 0
+	}
+	if d := now - seen; d > 0 {
+		return d
+	}
+	return math.MaxInt64
 }
 
 // Reset makes the memory behind the points handed out since the last Reset
@@ -358,7 +370,7 @@ func (s *Stage) Reset() {
 
 // Stats returns the stage's counters.
 func (s *Stage) Stats() Stats {
-	return Stats{Series: s.nFields, Untracked: s.untracked, DroppedLate: s.droppedLate, Expired: s.expired, Watermark: s.wm}
+	return Stats{Series: s.nFields, Untracked: s.untracked, DroppedLate: s.droppedLate, Expired: s.expired}
 }
 
 // planFor returns the plan of a measurement.
@@ -423,10 +435,10 @@ func (s *Stage) addSeries(p *point.Point, pl *Plan) int32 {
 		s.series = append(s.series, series{})
 	}
 	s.series[idx] = series{
-		id:        id,
-		plan:      pl,
-		fields:    make([]fieldState, 0, min(len(p.Fields), s.maxSeries-s.nFields)),
-		pushedEnd: math.MinInt64,
+		id:     id,
+		plan:   pl,
+		fields: make([]fieldState, 0, min(len(p.Fields), s.maxSeries-s.nFields)),
+		wm:     math.MinInt64,
 	}
 	s.index[seriesKey(id)] = idx
 	return idx
@@ -441,7 +453,7 @@ func (s *Stage) addField(sr *series, pl *Plan, name string) int {
 			s.names[nameKey{pl, keys[:len(name)]}] = keys
 		}
 	}
-	f := fieldState{keys: keys, flen: uint32(len(name)), last: math.MinInt64, Averages: NewAverages(pl)}
+	f := fieldState{keys: keys, flen: uint32(len(name)), Averages: NewAverages(pl)}
 	sr.fields = append(sr.fields, f)
 	s.nFields++
 	return len(sr.fields) - 1

@@ -86,7 +86,7 @@ type step struct {
 func run(t *testing.T, s *Stage, steps ...step) {
 	t.Helper()
 	for i, st := range steps {
-		out, res := s.Process(st.p, nil)
+		out, res := s.ProcessResult(st.p, 0, nil)
 		if got := dumpAll(out); strings.Join(got, "\n") != strings.Join(st.want, "\n") {
 			t.Fatalf("step %d (%s): got\n\t%s\nwant\n\t%s", i, dump(*st.p), strings.Join(got, "\n\t"), strings.Join(st.want, "\n\t"))
 		}
@@ -99,7 +99,7 @@ func run(t *testing.T, s *Stage, steps ...step) {
 func TestDerivedPoint(t *testing.T) {
 	s := mustNew(t, Config{Default: Params{SMAWindow: 2, EMAAlpha: 0.5}, MaxSeries: 10})
 	p1 := pt("cpu,host=a,region=eu", at(1), "usage", 1, "idle", 3)
-	out, res := s.Process(p1, nil)
+	out, res := s.ProcessResult(p1, 0, nil)
 	if res != (Result{Derived: true}) || len(out) != 1 {
 		t.Fatalf("first point: %q, %+v", dumpAll(out), res)
 	}
@@ -112,25 +112,25 @@ func TestDerivedPoint(t *testing.T) {
 	}
 	// Fields in another order, and a new field, are fine.
 	p2 := pt("cpu,host=a,region=eu", at(2), "idle", 5, "usage", 2, "steal", 7)
-	out, _ = s.Process(p2, out[:0])
+	out, _ = s.ProcessResult(p2, 0, out[:0])
 	if got, want := dump(out[0]), "cpu,host=a,region=eu @2 idle_sma=4 idle_ema=4 usage_sma=1.5 usage_ema=1.5 steal_ema=7"; got != want {
 		t.Fatalf("got %q, want %q", got, want)
 	}
 	if f := out[0].Fields; cap(f) != len(f) {
 		t.Fatalf("Fields has cap %d > len %d: an append by the caller would overwrite the arena", cap(f), len(f))
 	}
-	if st := s.Stats(); st.Series != 3 || st.Watermark != at(2) {
+	if st := s.Stats(); st.Series != 3 {
 		t.Fatalf("stats %+v", st)
 	}
 	// Rollup-only or everything-off measurements derive no point.
 	s = mustNew(t, Config{Default: Params{Rollup: time.Minute}, Overrides: map[string]Params{"off": {}}, MaxSeries: 10})
 	for _, p := range []*point.Point{pt("cpu", at(1), "v", 1), pt("off", at(2), "v", 1)} {
-		if out, res := s.Process(p, nil); len(out) != 0 || res != (Result{}) {
+		if out, res := s.ProcessResult(p, 0, nil); len(out) != 0 || res != (Result{}) {
 			t.Fatalf("%s: %q, %+v", dump(*p), dumpAll(out), res)
 		}
 	}
-	if st := s.Stats(); st.Series != 1 || st.Watermark != at(2) {
-		t.Fatalf("stats %+v: the off measurement must not be tracked, but advance the watermark", st)
+	if st := s.Stats(); st.Series != 1 || len(s.index) != 1 {
+		t.Fatalf("stats %+v: the off measurement must not be tracked", st)
 	}
 }
 
@@ -152,7 +152,7 @@ func TestMaxSeries(t *testing.T) {
 	s := mustNew(t, Config{Default: Params{EMAAlpha: 1}, MaxSeries: 3})
 	f := func(p *point.Point, want string, untracked bool) {
 		t.Helper()
-		out, res := s.Process(p, nil)
+		out, res := s.ProcessResult(p, 0, nil)
 		if got := strings.Join(dumpAll(out), "\n"); got != want || res.Untracked != untracked {
 			t.Fatalf("%s: got %q untracked=%v, want %q untracked=%v", dump(*p), got, res.Untracked, want, untracked)
 		}
@@ -172,14 +172,14 @@ func TestMaxSeries(t *testing.T) {
 
 func TestArenaReuse(t *testing.T) {
 	s := mustNew(t, Config{Default: Params{EMAAlpha: 1}, MaxSeries: 10})
-	out, _ := s.Process(pt("cpu", at(1), "v", 1), nil)
+	out, _ := s.ProcessResult(pt("cpu", at(1), "v", 1), 0, nil)
 	first := &out[0].Fields[0]
-	out, _ = s.Process(pt("cpu", at(2), "v", 2), out)
+	out, _ = s.ProcessResult(pt("cpu", at(2), "v", 2), 0, out)
 	if dumpAll(out)[0] != "cpu @1 v_ema=1" {
 		t.Fatalf("a later Process call changed an earlier point: %q", dumpAll(out))
 	}
 	s.Reset()
-	out, _ = s.Process(pt("cpu", at(3), "v", 3), out[:0])
+	out, _ = s.ProcessResult(pt("cpu", at(3), "v", 3), 0, out[:0])
 	if &out[0].Fields[0] != first {
 		t.Fatal("Reset did not make the arena reusable")
 	}
@@ -208,7 +208,7 @@ func TestProcessDoesNotAllocate(t *testing.T) {
 			p.Time -= int64(800 * time.Millisecond)
 		}
 		p.Fields[0].Value, p.Fields[1].Value = float64(n%13), float64(n%5)
-		out, _ = s.Process(p, out)
+		out, _ = s.ProcessResult(p, 0, out)
 		if n++; n%500 == 0 {
 			s.Reset()
 			out = out[:0]
@@ -271,7 +271,7 @@ func TestWarmResumesTheMovingAverages(t *testing.T) {
 		var out []point.Point
 		for _, p := range pts[from:] {
 			var res Result
-			out, res = s.Process(p, out[:0])
+			out, res = s.ProcessResult(p, 0, out[:0])
 			if res.Derived {
 				d := out[len(out)-1]
 				for _, f := range d.Fields {
@@ -288,10 +288,15 @@ func TestWarmResumesTheMovingAverages(t *testing.T) {
 
 	s := mustNew(t, cfg)
 	for _, p := range pts[resume-warm : resume] {
-		s.Warm(p)
+		s.Warm(p, 0)
 	}
-	if st := s.Stats(); st.Series != 4 || st.Watermark != at(149)-int64(10*time.Second) {
-		t.Fatalf("after Warm: %+v, want 4 series-fields and the watermark of the last warm point", st)
+	if st := s.Stats(); st.Series != 4 {
+		t.Fatalf("after Warm: %+v, want 4 series-fields", st)
+	}
+	for i := range s.series {
+		if want := at(149) - int64(10*time.Second); s.series[i].wm != want {
+			t.Fatalf("after Warm: series %d's watermark %d, want %d, its last warm point's", i, s.series[i].wm, want)
+		}
 	}
 	if out := s.Flush(nil); len(out) != 0 {
 		t.Fatalf("Warm opened rollup windows: %v", dumpAll(out))
@@ -324,8 +329,8 @@ func TestIdentityRoundTrip(t *testing.T) {
 	s := mustNew(t, Config{Default: Params{Rollup: time.Minute}, MaxSeries: 10})
 	tagged := &point.Point{Measurement: "net io", Tags: []point.Tag{{Key: "if ace", Value: "a,b=c"}, {Key: "z", Value: strings.Repeat("x", 300)}},
 		Fields: []point.Field{{Key: "rx", Value: 1}}, Time: at(1)}
-	s.Process(tagged, nil)
-	s.Process(pt("bare", at(2), "v", 2), nil)
+	s.ProcessResult(tagged, 0, nil)
+	s.ProcessResult(pt("bare", at(2), "v", 2), 0, nil)
 	out := s.Flush(nil)
 	if len(out) != 2 {
 		t.Fatalf("flush: %q", dumpAll(out))
@@ -335,25 +340,6 @@ func TestIdentityRoundTrip(t *testing.T) {
 	}
 	if out[1].Measurement != "bare" || out[1].Tags != nil {
 		t.Fatalf("rollup identity %q %+v", out[1].Measurement, out[1].Tags)
-	}
-}
-
-func TestHeap(t *testing.T) {
-	s := &Stage{}
-	ends := []int64{5, 3, 9, 1, 7, 3, 8, 2, 6, 4, 0}
-	for i, e := range ends {
-		s.pushDue(due{end: e, idx: int32(i)})
-	}
-	prev := int64(math.MinInt64)
-	for range ends {
-		d := s.popDue()
-		if d.end < prev {
-			t.Fatalf("popped %d after %d", d.end, prev)
-		}
-		prev = d.end
-	}
-	if len(s.dues) != 0 {
-		t.Fatal("heap not empty")
 	}
 }
 
@@ -373,7 +359,7 @@ func TestOldestOpenTracksWindowsStillInMemory(t *testing.T) {
 	f := func(seq int64, series string, at time.Duration, wantOldest int64, wantOpen bool) {
 		t.Helper()
 		s.Mark(seq)
-		out, _ = s.Process(pt(series, at), out[:0])
+		out, _ = s.ProcessResult(pt(series, at), 0, out[:0])
 		got, open := s.OldestOpen()
 		if open != wantOpen || (open && got != wantOldest) {
 			t.Fatalf("after offset %d: OldestOpen = %d, %v; want %d, %v", seq, got, open, wantOldest, wantOpen)
@@ -382,7 +368,7 @@ func TestOldestOpenTracksWindowsStillInMemory(t *testing.T) {
 	f(10, "a", 10*time.Second, 10, true)
 	f(11, "b", 20*time.Second, 10, true)
 	f(12, "a", 50*time.Second, 10, true)
-	f(13, "a", 70*time.Second, 13, true) // closes both first-minute windows
+	f(13, "a", 70*time.Second, 11, true) // closes a's first-minute window; b's waits for b
 	f(14, "b", 80*time.Second, 13, true)
 	s.Reset()
 	out = s.Flush(out[:0])

@@ -115,7 +115,7 @@ func stageOutput(b *testing.B, pts []point.Point) [][]point.Point {
 			}
 			p := pts[i]
 			var res movavg.Result
-			rollups, res = stage.Process(&p, rollups)
+			rollups, res = stage.ProcessResult(&p, 0, rollups)
 			if res.Derived {
 				d := rollups[len(rollups)-1]
 				rollups = rollups[:len(rollups)-1]

@@ -34,15 +34,17 @@ type output struct {
 // them. Messages that cannot be decoded, and those whose points InfluxDB
 // rejects for good, go to the dead-letter topic; everything else is retried
 // until written. One handler per partition assignment, so its stage needs
-// no locks; not safe for concurrent use.
+// no locks; not safe for concurrent use. It is a kafkaio.Checkpointer: its
+// state is the stage's.
 type handler struct {
 	out       *output
 	dec       point.Decoder
 	stage     *movavg.Stage
 	maxFuture int64
 	series    prometheus.Gauge
-	stats     movavg.Stats // last seen, to turn the stage's totals into counter increments
-	expiredAt int64        // watermark of the last Expire
+	stats     movavg.Stats     // last seen, to turn the stage's totals into counter increments
+	now       func() time.Time // processing time: drives the stage's housekeeping only
+	expiredAt int64            // processing time of the last Expire
 
 	pts     []point.Point // raw points of the batch, reused
 	lines   []point.Point // what is written for pts[i]: pts[i] with its derived fields merged in
@@ -50,6 +52,14 @@ type handler struct {
 	derived []point.Point // rollup points of the batch, valid until stage.Reset
 	spans   []span
 }
+
+// What the group consumer may ask of a handler.
+var (
+	_ kafkaio.Checkpointer = (*handler)(nil)
+	_ kafkaio.Warmer       = (*handler)(nil)
+	_ kafkaio.Idler        = (*handler)(nil)
+	_ kafkaio.OffsetHolder = (*handler)(nil)
+)
 
 // span is the points one message decoded to: pts[from:to] came from batch[msg].
 type span struct{ msg, from, to int }
@@ -62,16 +72,18 @@ func newHandler(out *output, cfg movavg.Config, maxFuture time.Duration, partiti
 	// The batch's points are dropped once it is written: their tags and
 	// fields can share an arena, reset with the next batch.
 	return &handler{out: out, dec: point.Decoder{Alias: true, Arena: &point.Arena{}}, stage: stage, maxFuture: int64(maxFuture),
-		series: out.metrics.series.WithLabelValues(strconv.Itoa(partition))}, nil
+		series: out.metrics.series.WithLabelValues(strconv.Itoa(partition)), now: time.Now}, nil
 }
 
-// expireEvery is how far the watermark (event time) must move before idle
-// series are looked for again: Expire scans every series.
-const expireEvery = int64(time.Minute)
+// expireEvery is the processing time between two looks for idle series:
+// Expire scans every series, and --idle-flush and --series-idle-timeout are
+// minutes, not seconds.
+const expireEvery = int64(5 * time.Second)
 
 func (h *handler) Handle(ctx context.Context, batch []kafka.Message) error {
 	h.pts, h.lines, h.fields, h.derived, h.spans = h.pts[:0], h.lines[:0], h.fields[:0], h.derived[:0], h.spans[:0]
 	h.dec.Arena.Reset()
+	now := h.now().UnixNano()
 	for i := range batch {
 		m := &batch[i]
 		from := len(h.pts)
@@ -84,11 +96,14 @@ func (h *handler) Handle(ctx context.Context, batch []kafka.Message) error {
 		}
 		h.pts = pts
 		h.spans = append(h.spans, span{msg: i, from: from, to: len(pts)})
-		h.derive(m, pts[from:])
+		h.derive(m, pts[from:], now)
 	}
-	if st := h.stage.Stats(); st.Watermark-h.expiredAt >= expireEvery {
-		h.derived = h.stage.Expire(st.Watermark, h.derived)
-		h.expiredAt = st.Watermark
+	// Processing-time housekeeping: series quiet for --idle-flush close
+	// their windows, those quiet for --series-idle-timeout are forgotten.
+	// Replay does not do it, which only matters for series idle then.
+	if now-h.expiredAt >= expireEvery {
+		h.derived = h.stage.Expire(now, h.derived)
+		h.expiredAt = now
 	}
 	h.observeStage()
 	h.out.metrics.pointsIn.Add(float64(len(h.pts)))
@@ -107,7 +122,8 @@ func (h *handler) Handle(ctx context.Context, batch []kafka.Message) error {
 // them to the stage and appends to h.lines what is written for each: the
 // point with its moving averages merged in as extra fields (one line instead
 // of two for the same series and time, which InfluxDB stores identically).
-func (h *handler) derive(m *kafka.Message, pts []point.Point) {
+// now is the processing time.
+func (h *handler) derive(m *kafka.Message, pts []point.Point, now int64) {
 	msgTime := m.Time.UnixNano()
 	h.stage.Mark(m.Offset)
 	for j := range pts {
@@ -120,7 +136,7 @@ func (h *handler) derive(m *kafka.Message, pts []point.Point) {
 			continue
 		}
 		var res movavg.Result
-		h.derived, res = h.stage.Process(p, h.derived)
+		h.derived, res = h.stage.ProcessResult(p, now, h.derived)
 		if res.Untracked {
 			h.out.hotLog.Warn().Str("measurement", p.Measurement).Msg("--max-series reached; new series written raw only")
 		}
@@ -138,9 +154,9 @@ func (h *handler) derive(m *kafka.Message, pts []point.Point) {
 }
 
 // stamp gives p its message's time when it carries none, and reports
-// whether the stage may have it: one point stamped far ahead would move the
-// partition's watermark and close every rollup window early, so it is
-// stored, not averaged.
+// whether the stage may have it: one point stamped far ahead would move its
+// series' watermark and close its rollup windows early, so it is stored,
+// not averaged.
 func (h *handler) stamp(p *point.Point, msgTime int64) bool {
 	if p.Time == 0 {
 		p.Time = msgTime
@@ -152,8 +168,10 @@ func (h *handler) stamp(p *point.Point, msgTime int64) bool {
 // partition already wrote (see kafkaio.Warmer): their points go to the
 // stage as in Handle, and nowhere else. Messages that do not decode were
 // dead-lettered then and are skipped now.
+// It is the fallback (--state-replay) for when no checkpoint can be restored.
 func (h *handler) Warm(batch []kafka.Message) {
 	h.dec.Arena.Reset()
+	now := h.now().UnixNano()
 	for i := range batch {
 		m := &batch[i]
 		pts, err := h.dec.Decode(h.pts[:0], m.Value, kafkaio.HeaderValue(m, kafkaio.HeaderContentType))
@@ -164,12 +182,59 @@ func (h *handler) Warm(batch []kafka.Message) {
 		msgTime := m.Time.UnixNano()
 		for j := range pts {
 			if h.stamp(&pts[j], msgTime) {
-				h.stage.Warm(&pts[j])
+				h.stage.Warm(&pts[j], now)
 			}
 		}
 	}
 	h.pts = h.pts[:0]
 	h.observeStage()
+}
+
+// Checkpoint appends the partition's state, the stage's, to dst (see
+// kafkaio.Checkpointer).
+func (h *handler) Checkpoint(dst []byte) []byte { return h.stage.Checkpoint(dst) }
+
+// Restore replaces the stage's state with a checkpoint taken at wall time
+// taken; its processing-time clocks skip the downtime. The error wraps
+// stream.ErrIncompatible or stream.ErrCorrupt; the stage is then empty.
+func (h *handler) Restore(state []byte, taken time.Time) error {
+	err := h.stage.Restore(state, taken.UnixNano(), h.now().UnixNano())
+	h.absorbStats()
+	return err
+}
+
+// Replay feeds messages handled (and written) before, after the restored
+// checkpoint, to the stage exactly as Handle does (same decoding, stamping,
+// positions and Process calls) and discards what it derives: nothing is
+// written, dead-lettered or counted. It does no housekeeping (Expire).
+func (h *handler) Replay(batch []kafka.Message) {
+	h.dec.Arena.Reset()
+	now := h.now().UnixNano()
+	for i := range batch {
+		m := &batch[i]
+		pts, err := h.dec.Decode(h.pts[:0], m.Value, kafkaio.HeaderValue(m, kafkaio.HeaderContentType))
+		if err != nil {
+			continue // dead-lettered when handled
+		}
+		h.pts = pts
+		msgTime := m.Time.UnixNano()
+		h.stage.Mark(m.Offset)
+		for j := range pts {
+			if h.stamp(&pts[j], msgTime) {
+				h.derived = h.stage.Process(&pts[j], now, h.derived[:0])
+			}
+		}
+	}
+	h.pts, h.derived = h.pts[:0], h.derived[:0]
+	h.stage.Reset()
+	h.absorbStats()
+}
+
+// absorbStats takes the stage's counters as they are without counting
+// them: what Replay and Restore did was counted when first handled.
+func (h *handler) absorbStats() {
+	h.stats = h.stage.Stats()
+	h.series.Set(float64(h.stats.Series))
 }
 
 func (h *handler) observeStage() {

@@ -21,11 +21,11 @@ func stageFlags() []cli.Flag {
 		&cli.Float64Flag{Name: "ema-span", Value: 10, Usage: "EMA span N, alpha = 2/(N+1), when --ema-alpha is 0 (0: EMA off)", EnvVars: env("ema-span"), Category: cat},
 		&cli.StringFlag{Name: "wma-weights", Usage: "weights a0,a1,... of <field>_wma = Σ aᵢ·x(t−i), newest first, e.g. 0.5,0.3,0.2 (empty: off)", EnvVars: env("wma-weights"), Category: cat},
 		&cli.DurationFlag{Name: "rollup", Value: time.Minute, Usage: "tumbling event-time window of the rollups <field>_count/_mean/_min/_max/_last/_p95 (0: off)", EnvVars: env("rollup"), Category: cat},
-		&cli.DurationFlag{Name: "allowed-lateness", Value: 10 * time.Second, Usage: "how late a point may be and still update its rollup window", EnvVars: env("allowed-lateness"), Category: cat},
+		&cli.DurationFlag{Name: "allowed-lateness", Value: 10 * time.Second, Usage: "how far behind its own series' latest event time a point may be and still update its rollup window", EnvVars: env("allowed-lateness"), Category: cat},
 		&cli.IntFlag{Name: "max-series", Value: 100000, Usage: "series-fields tracked per partition at most; beyond, points are written raw only", EnvVars: env("max-series"), Category: cat},
-		&cli.DurationFlag{Name: "series-idle-timeout", Value: time.Hour, Usage: "event time after which a silent series' state is dropped (0: never)", EnvVars: env("series-idle-timeout"), Category: cat},
-		&cli.DurationFlag{Name: "idle-flush", Value: time.Minute, Usage: "a partition without messages for this long closes its open rollup windows (0: never)", EnvVars: env("idle-flush"), Category: cat},
-		&cli.DurationFlag{Name: "state-replay", Value: 10 * time.Minute, Usage: "message time replayed, unwritten, from before a partition's committed offset when it is assigned, to rebuild its moving averages (0: start cold)", EnvVars: env("state-replay"), Category: cat},
+		&cli.DurationFlag{Name: "series-idle-timeout", Value: time.Hour, Usage: "processing time after which a silent series' state is dropped, its open rollup windows written first (0: never)", EnvVars: env("series-idle-timeout"), Category: cat},
+		&cli.DurationFlag{Name: "idle-flush", Value: time.Minute, Usage: "processing time after which a silent series' open rollup windows are closed and written, and a partition without messages closes all of its windows (0: never)", EnvVars: env("idle-flush"), Category: cat},
+		&cli.DurationFlag{Name: "state-replay", Value: 10 * time.Minute, Usage: "when a partition is assigned and no checkpoint of its state can be restored: message time replayed, unwritten, from before its committed offset, to rebuild its moving averages (0: start cold)", EnvVars: env("state-replay"), Category: cat},
 		&cli.DurationFlag{Name: "max-future", Value: time.Hour, Usage: "points stamped further ahead of their Kafka message time are written raw but kept out of the stage", EnvVars: env("max-future"), Category: cat},
 		&cli.StringSliceFlag{Name: "derive-fields", Usage: "only fields matching one of these measurement:field globs, repeatable, get moving averages and rollups, e.g. 'cpu:usage_*' (none given: every field)", EnvVars: env("derive-fields"), Category: cat},
 		&cli.StringSliceFlag{Name: "stage-override", Usage: "per-measurement settings, repeatable: 'cpu:sma=60,ema=0.2,wma=0.5/0.3/0.2,rollup=5m' (unnamed: off)", EnvVars: env("stage-override"), Category: cat},
@@ -52,6 +52,7 @@ func stageConfigFromCLI(c *cli.Context) (movavg.Config, error) {
 		AllowedLateness: c.Duration("allowed-lateness"),
 		MaxSeries:       c.Int("max-series"),
 		IdleTimeout:     c.Duration("series-idle-timeout"),
+		IdleFlush:       c.Duration("idle-flush"),
 	}
 	for _, g := range c.StringSlice("derive-fields") {
 		fp, err := movavg.ParseFieldPattern(g)

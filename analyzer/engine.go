@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"github.com/metricpipe/metricpipe/shared/alert"
 	"github.com/metricpipe/metricpipe/shared/anomaly"
 	"github.com/metricpipe/metricpipe/shared/forecast"
+	"github.com/metricpipe/metricpipe/shared/movavg"
 	"github.com/metricpipe/metricpipe/shared/point"
 	"github.com/metricpipe/metricpipe/shared/rules"
 	"github.com/metricpipe/metricpipe/shared/stream"
@@ -72,9 +74,14 @@ type engine struct {
 	book   *ruleBook
 	config uint64 // hash of the settings a checkpoint depends on: see configDescription
 
-	series    map[string]*series
-	outKeys   map[string]*[4]string // by field name
-	smaWindow int                   // the SMA window while a rule uses it, else 0
+	series  map[string]*series
+	outKeys map[string]*[4]string // by field name
+	// The moving averages threshold rules test, computed as the
+	// consumer's movavg stage computes <field>_ema and <field>_sma: every
+	// series keeps its EMA; the SMA's ring only while a rule tests it
+	// (smaOn), since it is most of a series' averaging memory.
+	emaPlan, smaPlan *movavg.Plan
+	smaOn            bool
 	// Counters the handler reads into metrics and resets.
 	untracked, expired int64
 
@@ -85,9 +92,15 @@ type engine struct {
 
 var _ stream.Stage[*results] = (*engine)(nil)
 
+// newEngine returns the engine of a partition; a must have been validated.
 func newEngine(a *analysis, params anomaly.Params, book *ruleBook) *engine {
+	emaPlan, err1 := movavg.NewPlan(movavg.Params{EMAAlpha: a.EMAAlpha})
+	smaPlan, err2 := movavg.NewPlan(movavg.Params{SMAWindow: a.SMAWindow})
+	if err := errors.Join(err1, err2); err != nil {
+		panic(fmt.Sprintf("analyzer: averages of an analysis not validated: %v", err))
+	}
 	e := &engine{a: a, params: params, config: stream.ConfigHash(a.configDescription()),
-		series: make(map[string]*series), outKeys: make(map[string]*[4]string)}
+		series: make(map[string]*series), outKeys: make(map[string]*[4]string), emaPlan: emaPlan, smaPlan: smaPlan}
 	e.setRules(book)
 	return e
 }
@@ -96,10 +109,7 @@ func newEngine(a *analysis, params anomaly.Params, book *ruleBook) *engine {
 // the lifecycle of every rule whose definition did not change.
 func (e *engine) setRules(b *ruleBook) {
 	e.book = b
-	e.smaWindow = 0
-	if b.usesSMA() {
-		e.smaWindow = e.a.SMAWindow
-	}
+	e.smaOn = b.usesSMA() && e.a.SMAWindow > 0
 }
 
 // Process analyzes every field of p, whose Time must be set, arrived at
@@ -147,6 +157,8 @@ func (e *engine) processField(p *point.Point, f *point.Field, arrived int64, out
 		return
 	}
 	t, y := p.Time, f.Value
+	// Every point, late ones too, in arrival order: the consumer's.
+	s.average(y, e)
 	if s.n > 0 && t < s.last {
 		// Forecasters see a series in time order; a late point is
 		// stored (by the consumer) but not analyzed.
@@ -179,11 +191,10 @@ func (e *engine) processField(p *point.Point, f *point.Field, arrived int64, out
 		}
 		smp.Ahead = projector{fc}
 	}
-	s.averages(y, e.a.EMAAlpha, e.smaWindow)
 	if s.n < ^uint32(0) {
 		s.n++
 	}
-	smp.SMA, smp.EMA, smp.HasAverages = s.smaValue(), s.ema, true
+	smp.SMA, smp.EMA, smp.HasAverages = s.smaValue(e), s.emaValue(e), true
 	e.evaluate(s, smp, t, out)
 }
 
@@ -281,7 +292,7 @@ const (
 	checkpointVersion = 1
 	// minSeriesBytes is the least a series takes in a checkpoint, which
 	// bounds the count a damaged checkpoint may claim.
-	minSeriesBytes = 17
+	minSeriesBytes = 29
 )
 
 // Checkpoint appends the state of every series to dst: its identity, clocks,
@@ -300,7 +311,6 @@ func (e *engine) Checkpoint(dst []byte) []byte {
 		enc.Uint64(r.Hash)
 		index[r] = uint64(i)
 	}
-	enc.Uvarint(uint64(e.smaWindow))
 	enc.Uvarint(uint64(len(e.series)))
 	for _, s := range e.series {
 		if s.rulesGen != e.book.gen {
@@ -330,7 +340,7 @@ func (e *engine) Restore(src []byte, taken, now int64) error {
 	for i := range byIndex {
 		byIndex[i] = e.book.rule(d.String(), d.Uint64())
 	}
-	r := restoring{d: d, rules: byIndex, smaWindow: d.Uvarint(), shift: now - taken}
+	r := restoring{d: d, rules: byIndex, shift: now - taken}
 	n := d.Count(minSeriesBytes)
 	restored := make(map[string]*series, min(n, e.a.MaxSeries))
 	for range n {
@@ -358,10 +368,9 @@ func (e *engine) Restore(src []byte, taken, now int64) error {
 
 // restoring is what restoreSeries reads a series with.
 type restoring struct {
-	d         *stream.Decoder
-	rules     []*rules.Rule // the checkpoint's rules in the current book, by index; nil if gone or changed
-	smaWindow uint64        // the SMA window in use when the checkpoint was taken
-	shift     int64         // now − taken
+	d     *stream.Decoder
+	rules []*rules.Rule // the checkpoint's rules in the current book, by index; nil if gone or changed
+	shift int64         // now − taken
 }
 
 // restoreSeries reads one series and matches it against the current rule
@@ -382,7 +391,7 @@ func (e *engine) restoreSeries(r *restoring) *series {
 	s.field = s.outKeys[0][:len(field)]
 	s.n = uint32(countUpTo(d, math.MaxUint32, "points"))
 	s.last, s.step, s.arrived = d.Varint(), d.Varint(), d.Varint()+r.shift
-	s.restoreAverages(d, r.smaWindow, e.smaWindow)
+	s.restoreAverages(d, e)
 	if d.Bool() {
 		m := countUpTo(d, uint64(max(seasonPointsMax, e.a.Forecast.Season)), "season")
 		if 8*m > uint64(d.Len()) {

@@ -45,8 +45,11 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		&cli.Float64Flag{Name: "interval-z", Value: 3, Usage: "prediction band half-width in residual standard deviations (<field>_lower/_upper)", EnvVars: env("interval-z"), Category: "Forecast"},
 		&cli.BoolFlag{Name: "write-forecasts", Value: true, Usage: "write <field>_forecast, _lower, _upper and _anomaly_score for every point", EnvVars: env("write-forecasts"), Category: "Forecast"},
 		&cli.IntFlag{Name: "warm-up", Value: anomaly.DefaultConfig().WarmUp, Usage: "points a series must have before it can raise anomalies", EnvVars: env("warm-up"), Category: "Anomaly"},
-		&cli.IntFlag{Name: "sma-window", Value: 10, Usage: "points in the moving average threshold rules test as \"of: sma\"", EnvVars: env("sma-window"), Category: "Alerts"},
-		&cli.Float64Flag{Name: "ema-span", Value: 10, Usage: "span N of the EMA threshold rules test as \"of: ema\", alpha = 2/(N+1)", EnvVars: env("ema-span"), Category: "Alerts"},
+		// The consumer's moving-average flags: the same values make rules on
+		// sma and ema test exactly the consumer's <field>_sma and _ema.
+		&cli.IntFlag{Name: "sma-window", Value: 10, Usage: "points in the simple moving average threshold rules test as \"of: sma\", the consumer's <field>_sma (0: off)", EnvVars: env("sma-window"), Category: "Alerts"},
+		&cli.Float64Flag{Name: "ema-alpha", Usage: "smoothing factor in (0, 1] of the exponential moving average threshold rules test as \"of: ema\", the consumer's <field>_ema (0: use --ema-span)", EnvVars: env("ema-alpha"), Category: "Alerts"},
+		&cli.Float64Flag{Name: "ema-span", Value: 10, Usage: "EMA span N, alpha = 2/(N+1), when --ema-alpha is 0 (0: EMA off)", EnvVars: env("ema-span"), Category: "Alerts"},
 		&cli.IntFlag{Name: "max-series", Value: 100000, Usage: "series-fields analyzed per partition at most", EnvVars: env("max-series")},
 		&cli.DurationFlag{Name: "series-idle-timeout", Value: time.Hour, Usage: "forget a series without points for this long (unless an alert of it is firing)", EnvVars: env("series-idle-timeout")},
 	}
@@ -125,11 +128,12 @@ func analysisFromCLI(c *cli.Context) (analysis, error) {
 		WriteForecasts: c.Bool("write-forecasts"),
 	}
 	var errs []error
-	alpha, err := movavg.AlphaFromSpan(c.Float64("ema-span"))
-	if err != nil {
+	a.EMAAlpha = c.Float64("ema-alpha")
+	if a.EMAAlpha == 0 && c.Float64("ema-span") != 0 {
+		alpha, err := movavg.AlphaFromSpan(c.Float64("ema-span"))
 		errs = append(errs, err)
+		a.EMAAlpha = alpha
 	}
-	a.EMAAlpha = alpha
 	points, period, err := parseSeason(c.String("season"))
 	if err != nil {
 		errs = append(errs, err)

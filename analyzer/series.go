@@ -11,6 +11,7 @@ import (
 	"github.com/metricpipe/metricpipe/shared/alert"
 	"github.com/metricpipe/metricpipe/shared/anomaly"
 	"github.com/metricpipe/metricpipe/shared/forecast"
+	"github.com/metricpipe/metricpipe/shared/movavg"
 	"github.com/metricpipe/metricpipe/shared/point"
 	"github.com/metricpipe/metricpipe/shared/rules"
 	"github.com/metricpipe/metricpipe/shared/stream"
@@ -51,11 +52,8 @@ func (a analysis) Validate() error {
 	if !(a.IntervalZ > 0) || math.IsInf(a.IntervalZ, 0) {
 		errs = append(errs, fmt.Errorf("--interval-z %v: want a finite value > 0", a.IntervalZ))
 	}
-	if a.SMAWindow < 1 {
-		errs = append(errs, fmt.Errorf("--sma-window %d: want ≥ 1", a.SMAWindow))
-	}
-	if !(a.EMAAlpha > 0 && a.EMAAlpha <= 1) {
-		errs = append(errs, fmt.Errorf("EMA alpha %v: want 0 < alpha ≤ 1", a.EMAAlpha))
+	if _, err := movavg.NewPlan(movavg.Params{SMAWindow: a.SMAWindow, EMAAlpha: a.EMAAlpha}); err != nil {
+		errs = append(errs, err) // --sma-window, --ema-alpha: the consumer's bounds
 	}
 	if a.Repeat < 0 {
 		errs = append(errs, fmt.Errorf("--repeat-interval %s: want ≥ 0", a.Repeat))
@@ -105,13 +103,12 @@ type series struct {
 	outKeys     *[4]string // field + each output suffix, shared by the series of the partition with this field
 
 	det      *anomaly.Detector // nil until the season is known
-	ema      float64
-	sma      []float64 // ring
-	smaSum   float64
-	n        uint32 // points seen (saturating)
-	last     int64  // event time of the newest point
-	step     int64  // typical interval between points, ns
-	arrived  int64  // wall time the newest point arrived, for absence rules
+	avg      movavg.Averages   // under the engine's emaPlan: the EMA
+	sma      *movavg.Averages  // under its smaPlan, while a rule tests the SMA
+	n        uint32            // points seen (saturating)
+	last     int64             // event time of the newest point
+	step     int64             // typical interval between points, ns
+	arrived  int64             // wall time the newest point arrived, for absence rules
 	alerts   []ruleAlert
 	rulesGen uint64 // generation of the rule set alerts were matched against
 }
@@ -211,36 +208,40 @@ func (s *series) ensureDetector(a *analysis) bool {
 	return true
 }
 
-// averages folds x into the moving averages; the SMA only while a rule
-// needs it (window > 0): its ring is most of a series' averaging memory.
-func (s *series) averages(x float64, alpha float64, window int) {
-	if s.n == 0 {
-		s.ema = x
-	} else {
-		s.ema += alpha * (x - s.ema)
-	}
-	if window == 0 {
-		s.sma, s.smaSum = nil, 0
+// average feeds x, the series' next value in arrival order, to its moving
+// averages: the EMA always, the SMA while a rule tests it. An SMA a rule
+// starts testing (a reload) warms up from the next value.
+func (s *series) average(x float64, e *engine) {
+	s.avg.Add(e.emaPlan, x)
+	switch {
+	case !e.smaOn:
+		s.sma = nil
 		return
+	case s.sma == nil:
+		a := movavg.NewAverages(e.smaPlan)
+		s.sma = &a
 	}
-	if cap(s.sma) != window {
-		s.sma, s.smaSum = make([]float64, 0, window), 0
-	}
-	if len(s.sma) < cap(s.sma) {
-		s.sma = append(s.sma, x)
-		s.smaSum += x
-		return
-	}
-	i := int(s.n) % cap(s.sma)
-	s.smaSum += x - s.sma[i]
-	s.sma[i] = x
+	s.sma.Add(e.smaPlan, x)
 }
 
-func (s *series) smaValue() float64 {
-	if len(s.sma) == 0 {
-		return math.NaN() // no rule needed it until now: no rule holds on it
+// smaValue is the SMA of the last --sma-window values, as the consumer's
+// <field>_sma; NaN, on which no rule holds, while it warms up or no rule
+// tested it.
+func (s *series) smaValue(e *engine) float64 {
+	if s.sma != nil {
+		if v, ok := s.sma.SMA(e.smaPlan); ok {
+			return v
+		}
 	}
-	return s.smaSum / float64(len(s.sma))
+	return math.NaN()
+}
+
+// emaValue is the EMA, as the consumer's <field>_ema; NaN when off.
+func (s *series) emaValue(e *engine) float64 {
+	if v, ok := s.avg.EMA(e.emaPlan); ok {
+		return v
+	}
+	return math.NaN()
 }
 
 // checkpoint appends the series to e; index numbers the current rules,
@@ -257,7 +258,11 @@ func (s *series) checkpoint(e *stream.Encoder, index map[*rules.Rule]uint64) {
 	e.Varint(s.last)
 	e.Varint(s.step)
 	e.Varint(s.arrived)
-	s.checkpointAverages(e)
+	s.avg.Checkpoint(e)
+	e.Bool(s.sma != nil)
+	if s.sma != nil {
+		s.sma.Checkpoint(e)
+	}
 	e.Bool(s.det != nil)
 	if s.det != nil {
 		e.Uvarint(uint64(s.det.Forecaster().Season()))
@@ -272,31 +277,17 @@ func (s *series) checkpoint(e *stream.Encoder, index map[*rules.Rule]uint64) {
 	}
 }
 
-// checkpointAverages appends the moving averages: the EMA, and the SMA's
-// ring while a rule uses it.
-func (s *series) checkpointAverages(e *stream.Encoder) {
-	e.Float64(s.ema)
-	e.Floats(s.sma)
-	e.Float64(s.smaSum)
-}
-
-// restoreAverages reads what checkpointAverages wrote, with the SMA window
-// in use then (taken) and now (window): the ring is dropped when they
-// differ, as when a reload changes whether a rule tests the SMA.
-func (s *series) restoreAverages(d *stream.Decoder, taken uint64, window int) {
-	s.ema = d.Float64()
-	ring := d.Floats(nil)
-	s.smaSum = d.Float64()
-	if uint64(len(ring)) > taken {
-		d.Fail("SMA ring of %d values, window %d", len(ring), taken)
-		return
+// restoreAverages reads the averages checkpoint wrote. An SMA no rule
+// tests any more is dropped, as on a reload.
+func (s *series) restoreAverages(d *stream.Decoder, e *engine) {
+	s.avg.Restore(d, e.emaPlan)
+	if d.Bool() {
+		a := movavg.NewAverages(e.smaPlan)
+		a.Restore(d, e.smaPlan)
+		if e.smaOn {
+			s.sma = &a
+		}
 	}
-	if taken == 0 || uint64(window) != taken {
-		s.sma, s.smaSum = nil, 0
-		return
-	}
-	s.sma = make([]float64, len(ring), window)
-	copy(s.sma, ring)
 }
 
 // seriesKey builds "measurement,tags field" into dst.

@@ -134,3 +134,64 @@ func TestMemoryPerSeries(t *testing.T) {
 		}
 	}
 }
+
+// checkpointStage returns a stage of n series of one field, SMA window 30
+// and 1-minute rollups, each with two windows open (the worst case of
+// bytesPerSeries), and the points that built it.
+func checkpointStage(tb testing.TB, n int) *Stage {
+	tb.Helper()
+	pts := seriesPoints(n)
+	s := mustNew(tb, Config{Default: Params{SMAWindow: 30, Rollup: time.Minute}, AllowedLateness: 30 * time.Second, MaxSeries: n})
+	var out []point.Point
+	for round := range 31 { // averages warm, two windows open
+		for i := range pts {
+			pts[i].Time = t0 + int64(round)*int64(time.Second) + int64(i)*int64(time.Microsecond)
+			if round == 30 { // the next minute; lateness keeps this one open
+				pts[i].Time = t0 + int64(time.Minute) + int64(i)*int64(time.Microsecond)
+			}
+			pts[i].Fields[0].Value = float64((round*7 + i) % 101)
+			out = s.Process(&pts[i], int64(round), out[:0])
+		}
+		s.Reset()
+	}
+	if st, open := s.Stats(), openWindows(s); st.Series != n || open != 2*n {
+		tb.Fatalf("scenario broken: %+v, %d windows open", st, open)
+	}
+	return s
+}
+
+// BenchmarkCheckpoint: the checkpoint of 100,000 series (SMA 30, two
+// rollup windows open each), into a reused buffer as the group consumer's.
+func BenchmarkCheckpoint(b *testing.B) {
+	const n = 100_000
+	s := checkpointStage(b, n)
+	buf := s.Checkpoint(nil)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		buf = s.Checkpoint(buf[:0])
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/checkpoint")
+	b.ReportMetric(float64(len(buf)), "bytes")
+	b.ReportMetric(float64(len(buf))/n, "bytes/series")
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "series/s")
+}
+
+// BenchmarkRestore: restoring that checkpoint into a fresh Stage, as on a
+// partition's assignment.
+func BenchmarkRestore(b *testing.B) {
+	const n = 100_000
+	src := checkpointStage(b, n).Checkpoint(nil)
+	cfg := Config{Default: Params{SMAWindow: 30, Rollup: time.Minute}, AllowedLateness: 30 * time.Second, MaxSeries: n}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		s := mustNew(b, cfg)
+		if err := s.Restore(src, 0, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/restore")
+	b.ReportMetric(float64(len(src)), "bytes")
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "series/s")
+}

@@ -9,7 +9,7 @@ import (
 // Checkpoint appends d's state to e, its forecaster's included, floats bit
 // for bit, so that a Detector restored from it judges every later point
 // exactly as d would. The seasonal ring is written up to the points it
-// holds, as varints: about 900 bytes once full, plus the forecaster's
+// holds: about 800 bytes once full, plus the forecaster's
 // (see forecast.Forecaster.Checkpoint).
 func (d *Detector) Checkpoint(e *stream.Encoder) {
 	d.fc.Checkpoint(e)
@@ -59,13 +59,21 @@ func (s *Scorer) Restore(d *stream.Decoder) {
 	s.mad = d.Float64()
 }
 
+// checkpoint writes the ring four deviations to a word; this fails to
+// compile unless ringLen is a multiple of 4.
+const _ uint = -(ringLen % 4)
+
 func (s *season) checkpoint(e *stream.Encoder) {
 	// Slots past n were never written (store fills the ring from 0, and
 	// everything starts over from the zero value): they are zero.
 	held := min(s.n, ringLen)
 	e.Uvarint(uint64(s.n))
-	for _, v := range s.ring[:held] {
-		e.Varint(int64(v))
+	// Four deviations to a word, two bytes each as in the ring: varints
+	// would take as many bytes for most (they are scaled to 2¹² to 2¹³
+	// steps) and cost a call each, a third of a checkpoint's time.
+	for w := range (held + 3) / 4 {
+		r := s.ring[4*w : 4*w+4] // ringLen is a multiple of 4
+		e.Uint64(uint64(uint16(r[0])) | uint64(uint16(r[1]))<<16 | uint64(uint16(r[2]))<<32 | uint64(uint16(r[3]))<<48)
 	}
 	for _, m := range s.mse {
 		e.Float64(m)
@@ -81,13 +89,17 @@ func (s *season) restore(d *stream.Decoder) {
 	s.n = uint32(upTo(d, math.MaxUint32, "season points"))
 	held := min(s.n, ringLen)
 	s.ring = [ringLen]int16{}
-	for i := range held {
-		v := d.Varint()
-		if v < math.MinInt16 || v > math.MaxInt16 {
-			d.Fail("season deviation %d out of int16", v)
+	for w := range (held + 3) / 4 {
+		x := d.Uint64()
+		for j := range uint32(4) {
+			s.ring[4*w+j] = int16(uint16(x >> (16 * j)))
+		}
+	}
+	for _, v := range s.ring[held:] {
+		if v != 0 {
+			d.Fail("season deviation past the %d points held", held)
 			return
 		}
-		s.ring[i] = int16(v)
 	}
 	for i := range s.mse {
 		s.mse[i] = d.Float64()

@@ -25,6 +25,7 @@ import (
 	"github.com/metricpipe/metricpipe/shared/kafkaio"
 	"github.com/metricpipe/metricpipe/shared/point"
 	"github.com/metricpipe/metricpipe/shared/service"
+	"github.com/metricpipe/metricpipe/shared/stream"
 )
 
 // benchRules are typical rules: an anomaly rule and a threshold rule on
@@ -117,6 +118,103 @@ func bytesPerSeries(tb testing.TB, season int) float64 {
 	runtime.ReadMemStats(&after)
 	runtime.KeepAlive(e)
 	return float64(after.HeapAlloc-before.HeapAlloc) / n
+}
+
+// warmEngine returns an engine of n series in steady state: 1,000 series
+// analyzed for 400 points each (forecasters scored, the detector's
+// seasonal ring of 336 points full, episodes and alerts under way), each
+// cloned to make up n. Analyzing n series for 400 points would take
+// minutes; restoring a clone's detector from its template's checkpoint
+// takes what Restore takes.
+func warmEngine(tb testing.TB, season, n int) *testEng {
+	const templates, rounds = 1000, 400
+	a := benchAnalysis(season)
+	e := testEngine(tb, a, benchRules)
+	pts := benchPoints(templates)
+	for round := range rounds {
+		for i := range pts {
+			pts[i].Time = int64(round+1) * int64(time.Second)
+			pts[i].Fields[0].Value = 50 + 10*math.Sin(float64(round)/20+float64(i)) + float64((i+round)%7)
+			e.process(&pts[i], pts[i].Time)
+		}
+		e.res.Reset()
+	}
+	tmpl := make([]*series, 0, templates)
+	for _, s := range e.series {
+		tmpl = append(tmpl, s)
+	}
+	var enc stream.Encoder
+	for i := templates; i < n; i++ {
+		t := tmpl[i%templates]
+		c := *t
+		c.tags = []point.Tag{{Key: "host", Value: fmt.Sprintf("host-%06d", i)}, t.tags[1]}
+		c.key = string(seriesKey(nil, &point.Point{Measurement: c.measurement, Tags: c.tags}, c.field))
+		c.alerts = slices.Clone(t.alerts)
+		cfg := a.Forecast
+		cfg.Season = t.det.Forecaster().Season()
+		fc, err := forecast.New(cfg)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		c.det = anomaly.NewDetector(fc)
+		enc.B = enc.B[:0]
+		t.det.Checkpoint(&enc)
+		d := stream.NewDecoder(enc.B)
+		if c.det.Restore(d); d.Err() != nil {
+			tb.Fatal(d.Err())
+		}
+		e.series[c.key] = &c
+	}
+	return e
+}
+
+// BenchmarkCheckpoint is the cost of checkpointing a partition of 100,000
+// series in steady state (auto forecaster, two rules), without and with a
+// season of 24 points: time per checkpoint, its size, series per second.
+func BenchmarkCheckpoint(b *testing.B) {
+	for _, season := range []int{0, 24} {
+		b.Run("season="+strconv.Itoa(season), func(b *testing.B) {
+			const n = 100_000
+			e := warmEngine(b, season, n)
+			e.Checkpoint(nil) // as after the first: the engine sizes the next by it
+			var buf []byte
+			b.ResetTimer()
+			for b.Loop() {
+				buf = e.Checkpoint(nil) // a new buffer each time, as the worst case
+			}
+			reportCheckpoint(b, n, len(buf))
+		})
+	}
+}
+
+// BenchmarkRestore is the cost of restoring BenchmarkCheckpoint's
+// checkpoints into a new engine: what a rebalance costs a partition before
+// it replays and goes on.
+func BenchmarkRestore(b *testing.B) {
+	for _, season := range []int{0, 24} {
+		b.Run("season="+strconv.Itoa(season), func(b *testing.B) {
+			const n = 100_000
+			state := warmEngine(b, season, n).Checkpoint(nil)
+			runtime.GC()
+			b.ResetTimer()
+			for b.Loop() {
+				r := testEngine(b, benchAnalysis(season), benchRules)
+				if err := r.Restore(state, 0, 0); err != nil || len(r.series) != n {
+					b.Fatalf("%v, %d series", err, len(r.series))
+				}
+			}
+			reportCheckpoint(b, n, len(state))
+		})
+	}
+}
+
+func reportCheckpoint(b *testing.B, n, size int) {
+	op := b.Elapsed().Seconds() / float64(b.N)
+	b.ReportMetric(op*1e3, "ms/op")
+	b.ReportMetric(float64(n)/op, "series/s")
+	b.ReportMetric(float64(size), "bytes")
+	b.ReportMetric(float64(size)/float64(n), "B/series")
+	b.ReportMetric(0, "ns/op")
 }
 
 const (

@@ -63,10 +63,11 @@ type Config struct {
 	// enabled average adds one per point and field. Empty: every field.
 	Fields []FieldPattern
 	// IdleFlush is how long in processing time (wall time) a series may go
-	// without a point before Expire flushes its open rollup windows, as
-	// Flush does for that series: 0 (never) or > 0. Windows otherwise wait
-	// for the series' own event time to pass their end, which a series that
-	// stopped never does.
+	// without a point before Expire flushes the rollup windows its own
+	// clock, run on at wall-clock pace, would have closed (see
+	// Stage.Expire): 0 (never) or > 0. Windows otherwise wait for the
+	// series' own event time to pass their end, which a series that stopped
+	// never does.
 	IdleFlush time.Duration
 	// IdleTimeout is how long in processing time a series may go without a
 	// point before Expire drops its state, its windows flushed first: 0

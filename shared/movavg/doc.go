@@ -66,9 +66,10 @@
 // exactly the rollups it would get alone.
 //
 // Processing time (wall time) only drives housekeeping, in [Stage.Expire]:
-// the windows of a series without a point for IdleFlush are flushed (closed
-// for good: its watermark moves to their end), and a series without a
-// point for IdleTimeout is forgotten, its windows flushed first.
+// a series without a point for IdleFlush has the windows flushed (closed for
+// good: its watermark moves to their end) that its clock, run on at
+// wall-clock pace since its last point, would have closed; a series without
+// a point for IdleTimeout is forgotten, its windows flushed first.
 // [Stage.Flush] closes every window at once, for a partition gone quiet.
 //
 // # Output schema

@@ -135,20 +135,28 @@ func (m *model) process(p *point.Point, now int64) (derived map[string]float64, 
 
 func (m *model) expire(now int64) map[string]map[string]float64 {
 	r := int64(m.p.Rollup)
-	flush := map[string]bool{}
+	until := map[string]int64{} // series → windows ending at or before it are flushed
 	for series, seen := range m.seen {
-		if (m.idleFlush > 0 && now-seen > m.idleFlush) || now-seen > m.idle {
-			flush[series] = true
-			for key, ws := range m.wins {
-				for start := range ws {
-					if seriesOf(key) == series {
-						m.wm[series] = max(m.wm[series], start+r)
-					}
+		switch {
+		case now-seen > m.idle:
+			until[series] = math.MaxInt64
+		case m.idleFlush > 0 && now-seen > m.idleFlush:
+			until[series] = m.wm[series] + (now - seen) // its clock run on at wall-clock pace
+		default:
+			continue
+		}
+		for key, ws := range m.wins {
+			for start := range ws {
+				if seriesOf(key) == series && start+r <= until[series] {
+					m.wm[series] = max(m.wm[series], start+r)
 				}
 			}
 		}
 	}
-	out := m.rollups(func(key string, _ int64) bool { return flush[seriesOf(key)] })
+	out := m.rollups(func(key string, start int64) bool {
+		u, ok := until[seriesOf(key)]
+		return ok && start+r <= u
+	})
 	for series, seen := range m.seen {
 		if now-seen > m.idle {
 			delete(m.seen, series)

@@ -165,8 +165,9 @@ func TestExpire(t *testing.T) {
 }
 
 // TestIdleFlush: the windows of a series quiet in processing time for
-// longer than IdleFlush are flushed and closed for good; the series keeps
-// its averages, and another series far ahead in event time changes nothing.
+// longer than IdleFlush are flushed, once its own clock run on at wall-clock
+// pace would have closed them, and closed for good; the series keeps its
+// averages, and another series far ahead in event time changes nothing.
 func TestIdleFlush(t *testing.T) {
 	cfg := rollupConfig(0)
 	cfg.Default.EMAAlpha = 0.5
@@ -176,40 +177,47 @@ func TestIdleFlush(t *testing.T) {
 	out = s.Process(pt("cpu,host=c", at(0), "v", 1), at(0), out)
 	out = s.Process(pt("cpu,host=c", at(10), "v", 2), at(1), out)
 	out = s.Process(pt("cpu,host=d", at(100_000), "v", 1), at(20), out) // years ahead, say
-	if out = s.Expire(at(31), out[:0]); len(out) != 0 {
-		t.Fatalf("flushed early: %q", dumpAll(out))
+	// c is quiet for 49.5 s: its clock would be at 59.5 s, its window
+	// [0, 60) still open. d's window [99960, 100020) would have closed.
+	out = s.Expire(at(50.5), out[:0])
+	if got := dumpAll(out); strings.Join(got, "|") != "cpu,host=d @99960 v_count=1 v_mean=1 v_min=1 v_max=1 v_last=1 v_p95=1" {
+		t.Fatalf("idle flush of d: %q", got)
 	}
-	out = s.Expire(at(31.001), out)
+	out = s.Expire(at(51.001), out[:0])
 	if got := dumpAll(out); strings.Join(got, "|") != "cpu,host=c @0 v_count=2 v_mean=1.5 v_min=1 v_max=2 v_last=2 v_p95=1.95" {
-		t.Fatalf("idle flush: %q", got)
+		t.Fatalf("idle flush of c: %q", got)
 	}
 	// c's window is closed for good: a point for it is late, but averaged.
-	out, res := s.ProcessResult(pt("cpu,host=c", at(50), "v", 3), at(33), out[:0])
+	out, res := s.ProcessResult(pt("cpu,host=c", at(50), "v", 3), at(52), out[:0])
 	if res.DroppedLate != 1 || strings.Join(dumpAll(out), "|") != "cpu,host=c @50 v_ema=2.25" {
 		t.Fatalf("after the flush: %q, %+v", dumpAll(out), res)
+	}
+	// A point for the next window is not late.
+	if _, res := s.ProcessResult(pt("cpu,host=c", at(61), "v", 3), at(53), nil); res.DroppedLate != 0 {
+		t.Fatal("a point after the flushed window was dropped late")
 	}
 	if st := s.Stats(); st.Series != 2 || st.Expired != 0 {
 		t.Fatalf("stats %+v: IdleFlush must not forget series", st)
 	}
-	out = s.Expire(at(51), out[:0])
-	if got := dumpAll(out); strings.Join(got, "|") != "cpu,host=d @99960 v_count=1 v_mean=1 v_min=1 v_max=1 v_last=1 v_p95=1" {
-		t.Fatalf("idle flush of d: %q", got)
-	}
 }
 
-func TestWindowStart(t *testing.T) {
-	f := func(ts, r, want int64) {
-		t.Helper()
-		if got := windowStart(ts, r); got != want {
-			t.Fatalf("windowStart(%d, %d) = %d, want %d", ts, r, got, want)
+// TestIdleFlushWaitsForTheSeriesClock: a live series slower than
+// IdleFlush (a scrape every 90 s, 5-minute windows, IdleFlush 1m) keeps
+// every point in its windows: a quiet series' window is flushed only once
+// its own clock, run on at wall-clock pace, would have closed it.
+func TestIdleFlushWaitsForTheSeriesClock(t *testing.T) {
+	cfg := Config{Default: Params{Rollup: 5 * time.Minute}, MaxSeries: 10, IdleFlush: time.Minute}
+	s := mustNew(t, cfg)
+	var out []point.Point
+	for sec := 60.0; sec <= 960; sec += 5 { // Expire every 5 s, as the consumer; at(60) starts a window
+		if int(sec)%90 == 60 {
+			out = s.Process(pt("cpu,host=slow", at(sec), "v", sec), at(sec), out)
 		}
+		out = s.Expire(at(sec), out)
 	}
-	f(0, 60, 0)
-	f(59, 60, 0)
-	f(60, 60, 60)
-	f(-1, 60, -60)
-	f(-60, 60, -60)
-	f(-61, 60, -120)
-	f(math.MaxInt64, 1000, math.MaxInt64-807)
-	f(math.MinInt64, 1000, math.MinInt64) // clamped: the aligned start is not representable
+	if got := strings.Join(dumpAll(out), "|"); got != "cpu,host=slow @60 v_count=4 v_mean=195 v_min=60 v_max=330 v_last=330 v_p95=316.5|"+
+		"cpu,host=slow @360 v_count=3 v_mean=510 v_min=420 v_max=600 v_last=600 v_p95=591|"+
+		"cpu,host=slow @660 v_count=3 v_mean=780 v_min=690 v_max=870 v_last=870 v_p95=861" || s.Stats().DroppedLate != 0 {
+		t.Fatalf("rollups %q, %d dropped late; want every point in its window", got, s.Stats().DroppedLate)
+	}
 }

@@ -303,25 +303,38 @@ func (s *Stage) Flush(out []point.Point) []point.Point {
 
 // flushSeries closes every open window of sr, as Flush does.
 func (s *Stage) flushSeries(sr *series, out []point.Point) []point.Point {
+	return s.flushUntil(sr, math.MaxInt64, out)
+}
+
+// flushUntil closes the open windows of sr that end at or before until and
+// moves sr's watermark to the latest end among them, no further: a point
+// for a later window is not late because of a flush.
+func (s *Stage) flushUntil(sr *series, until int64, out []point.Point) []point.Point {
 	if sr.plan == nil || sr.plan.rollup == 0 {
 		return out
 	}
 	for j := range sr.fields {
-		if w := sr.fields[j].wins; len(w) > 0 {
-			sr.wm = max(sr.wm, satAdd(w[len(w)-1].start, sr.plan.rollup))
+		for _, w := range sr.fields[j].wins {
+			if end := satAdd(w.start, sr.plan.rollup); end <= until {
+				sr.wm = max(sr.wm, end)
+			}
 		}
 	}
-	return s.emitWindows(sr, math.MaxInt64, out)
+	return s.emitWindows(sr, until, out)
 }
 
 // Expire does the stage's processing-time housekeeping at now (Unix ns,
 // wall time), series by series, against the processing time of each
-// series' last point: the windows of a series without a point for longer
-// than IdleFlush are flushed (as Flush does, for that series only), and a
-// series without a point for longer than IdleTimeout is forgotten, its
-// windows flushed first. The rollup points are appended to out, valid until
-// the next Reset. Other series' event times play no part. It scans every
-// series: call it every few seconds, not per point.
+// series' last point. A series quiet for longer than IdleFlush has the
+// windows flushed (closed for good, as Flush does) that its own watermark
+// would have closed had it kept moving at wall-clock pace since its last
+// point: a series that stopped has its last windows written once
+// Rollup + AllowedLateness (and IdleFlush) went by, while a live series
+// slower than IdleFlush (a scrape every 90 s, 5-minute windows) loses none
+// of its points. A series quiet for longer than IdleTimeout is forgotten,
+// all its windows flushed first. The rollup points are appended to out,
+// valid until the next Reset. Other series' event times play no part. It
+// scans every series: call it every few seconds, not per point.
 func (s *Stage) Expire(now int64, out []point.Point) []point.Point {
 	if s.idle == 0 && s.idleFlush == 0 {
 		return out
@@ -341,7 +354,7 @@ func (s *Stage) Expire(now int64, out []point.Point) []point.Point {
 			*sr = series{}
 			s.free = append(s.free, int32(i))
 		case s.idleFlush > 0 && quiet > s.idleFlush:
-			out = s.flushSeries(sr, out)
+			out = s.flushUntil(sr, satShift(sr.wm, quiet), out)
 		}
 	}
 	return out

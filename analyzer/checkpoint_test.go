@@ -395,15 +395,19 @@ func TestEngineRestoreRefuses(t *testing.T) {
 // FuzzEngineRestore: no input makes Restore panic; a failure wraps
 // stream.ErrCorrupt or stream.ErrIncompatible and leaves no series; a
 // restored engine analyzes and checkpoints.
+// The fuzzed bytes follow a valid header, so that they reach the series
+// rather than fail the header's configuration hash.
 func FuzzEngineRestore(f *testing.F) {
 	pts := synthStream(3, 120)
+	header := len(stream.AppendHeader(nil, checkpointKind, checkpointVersion, 0))
 	for _, k := range []int{0, 1, 100, 360} {
 		e := testEngine(f, synthAnalysis(), synthRules)
 		runEngine(e, pts, 0, k, 0)
-		f.Add(e.Checkpoint(nil))
+		f.Add(e.Checkpoint(nil)[header:])
 	}
-	f.Fuzz(func(t *testing.T, b []byte) {
+	f.Fuzz(func(t *testing.T, body []byte) {
 		e := testEngine(t, synthAnalysis(), synthRules)
+		b := append(stream.AppendHeader(nil, checkpointKind, checkpointVersion, e.config), body...)
 		if err := e.Restore(b, 0, 0); err != nil {
 			if !errors.Is(err, stream.ErrCorrupt) && !errors.Is(err, stream.ErrIncompatible) || len(e.series) != 0 {
 				t.Fatalf("%v, %d series", err, len(e.series))

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/metricpipe/metricpipe/internal/testbed"
@@ -110,10 +112,22 @@ func (e *detEnv) newRun(name string, consumerBatch, analyzerBatch []string) *det
 	r := &detRun{e: e, t: t, name: name, topic: testbed.UniqueName("det-" + name + "-"), db: testbed.UniqueName("det_" + name + "_")}
 	r.alertTopic, r.cGroup, r.aGroup = r.topic+"-alerts", r.topic+"-c", r.topic+"-a"
 	r.bucket = testbed.CreateDatabase(t, e.influxURL, r.db)
-	if err := e.admin.EnsureTopics(t.Context(),
-		kafkaio.TopicSpec{Name: r.topic, Partitions: detPartitions, ReplicationFactor: 1},
-		kafkaio.TopicSpec{Name: r.alertTopic, Partitions: detPartitions, ReplicationFactor: 1}); err != nil {
-		t.Fatal(err)
+	// An alert event's message time is its event time, years ago here:
+	// time-based retention would delete the alert topic's segments at its
+	// next check, before the test reads them.
+	client := &kafka.Client{Addr: kafka.TCP(e.brokers), Timeout: 30 * time.Second}
+	resp, err := client.CreateTopics(t.Context(), &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{
+		{Topic: r.topic, NumPartitions: detPartitions, ReplicationFactor: 1},
+		{Topic: r.alertTopic, NumPartitions: detPartitions, ReplicationFactor: 1,
+			ConfigEntries: []kafka.ConfigEntry{{ConfigName: "retention.ms", ConfigValue: "-1"}}},
+	}})
+	if err == nil {
+		for _, e := range resp.Errors {
+			err = errors.Join(err, e)
+		}
+	}
+	if err != nil {
+		t.Fatalf("create the topics: %v", err)
 	}
 	topics := []string{r.topic, r.alertTopic, r.topic + "-dlq"}
 	if e.checkpoints {

@@ -171,10 +171,10 @@ func (e *detEnv) compare(base, chaos *detRun) {
 	}
 	fg.compareAlerts(t, baseAlerts, chaosAlerts)
 	restored, discarded := chaos.restores()
-	t.Logf("DETERMINISM checkpoints=%v values=%d differing=%d (missing=%d extra=%d changed=%d) alerts=%d/%d alert_fingerprints=%d alert_diffs=%d alert_duplicates=%d "+
+	t.Logf("DETERMINISM checkpoints=%v points=%d values=%d differing=%d (missing=%d extra=%d changed=%d) alerts=%d/%d alert_fingerprints=%d alert_diffs=%d alert_duplicates=%d "+
 		"rule_inputs=%d rule_inputs_wrong=%d kills=%d restores=%d discarded=%d dropped_late=%g/%g series_expired=%g/%g "+
 		"windows=%d missing_windows=%d/%d extra_windows=%d/%d wrong_counts=%d/%d baseline=%s chaos=%s compare=%s",
-		e.checkpoints, fg.values, len(diffs), fg.missing, fg.extra, fg.changed, fg.alertsBase, fg.alertsChaos, fg.alertFingerprints, fg.alertDiffs, fg.alertDups,
+		e.checkpoints, len(e.in.lines), fg.values, len(diffs), fg.missing, fg.extra, fg.changed, fg.alertsBase, fg.alertsChaos, fg.alertFingerprints, fg.alertDiffs, fg.alertDups,
 		fg.ruleInputs, fg.ruleInputsWrong, chaos.kills, restored, discarded, base.droppedLate, chaos.droppedLate, base.expired, chaos.expired,
 		fg.windows[base.name].expected, fg.windows[base.name].missing, fg.windows[chaos.name].missing,
 		fg.windows[base.name].extra, fg.windows[chaos.name].extra, fg.windows[base.name].wrongCount, fg.windows[chaos.name].wrongCount,

@@ -105,6 +105,7 @@ func configFromCLI(c *cli.Context) (config, error) {
 			BatchWait:    c.Duration("flush-interval"),
 			DrainTimeout: c.Duration("drain-timeout"),
 			Fetch:        kafkaio.FetchPolicyFromCLI(c),
+			Checkpoints:  kafkaio.CheckpointsFromCLI(c),
 			IdleAfter:    c.Duration("absence-check"),
 		},
 	}, errors.Join(kerr, ierr, aerr)

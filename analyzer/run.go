@@ -127,7 +127,7 @@ func run(ctx context.Context, cfg config, log zerolog.Logger, reg *prometheus.Re
 	partitions, setPartitions := service.Pending("kafka partitions")
 	checks := []service.Check{{Name: "kafka", Probe: admin.Ping}, writer.Check(), partitions}
 	return service.Run(ctx, log, cfg.Service.HTTPAddr, reg, checks, func(ctx context.Context) error {
-		if err := admin.EnsureTopics(ctx, cfg.Topic, cfg.Alerts, cfg.DLQ); err != nil {
+		if err := admin.EnsureTopics(ctx, append([]kafkaio.TopicSpec{cfg.Topic, cfg.Alerts, cfg.DLQ}, cfg.Group.Checkpoints.Topics(cfg.Topic)...)...); err != nil {
 			return err
 		}
 		dlq, err := kafkaio.NewDeadLetters(cfg.Kafka, cfg.DLQ.Name, "analyzer")

@@ -62,6 +62,7 @@ func configFromCLI(c *cli.Context) (config, error) {
 			BatchWait:    ic.FlushInterval,
 			DrainTimeout: c.Duration("drain-timeout"),
 			Fetch:        kafkaio.FetchPolicyFromCLI(c),
+			Checkpoints:  kafkaio.CheckpointsFromCLI(c),
 			IdleAfter:    c.Duration("idle-flush"),
 			WarmUp:       c.Duration("state-replay"),
 		},

@@ -14,6 +14,7 @@ type TopicSpec struct {
 	Name              string
 	Partitions        int
 	ReplicationFactor int
+	Configs           map[string]string // topic settings at creation (cleanup.policy, ...)
 }
 
 // Validate reports invalid settings, naming the flags.
@@ -81,7 +82,11 @@ func (a *Admin) explain(ctx context.Context, err error) error {
 func (a *Admin) EnsureTopics(ctx context.Context, specs ...TopicSpec) error {
 	req := &kafka.CreateTopicsRequest{}
 	for _, s := range specs {
-		req.Topics = append(req.Topics, kafka.TopicConfig{Topic: s.Name, NumPartitions: s.Partitions, ReplicationFactor: s.ReplicationFactor})
+		tc := kafka.TopicConfig{Topic: s.Name, NumPartitions: s.Partitions, ReplicationFactor: s.ReplicationFactor}
+		for k, v := range s.Configs {
+			tc.ConfigEntries = append(tc.ConfigEntries, kafka.ConfigEntry{ConfigName: k, ConfigValue: v})
+		}
+		req.Topics = append(req.Topics, tc)
 	}
 	res, err := a.client.CreateTopics(ctx, req)
 	if err != nil {

@@ -54,6 +54,9 @@ type GroupConfig struct {
 	// Fetch is what a partition does with offsets out of range, corrupt
 	// batches and transactions.
 	Fetch FetchPolicy
+	// Checkpoints saves a Checkpointer handler's state, and restores it
+	// when a partition is assigned.
+	Checkpoints CheckpointConfig
 }
 
 // Validate reports every invalid setting, each naming its flag.
@@ -81,6 +84,7 @@ func (g GroupConfig) Validate() error {
 		errs = append(errs, fmt.Errorf("--state-replay %s: want ≥ 0", g.WarmUp))
 	}
 	errs = append(errs, g.Fetch.validate()...)
+	errs = append(errs, g.Checkpoints.validate()...)
 	return errors.Join(errs...)
 }
 
@@ -168,6 +172,7 @@ type GroupConsumer struct {
 	metrics  consumerMetrics
 	partsMu  sync.Mutex
 	parts    map[int]*partitionHealth // assigned partitions, for Check
+	state    *stateStore              // nil without checkpoints
 }
 
 // NewGroupConsumer joins cfg.Group on cfg.Topic. A partition with no
@@ -205,8 +210,15 @@ func NewGroupConsumer(kc Config, cfg GroupConfig, log zerolog.Logger, reg promet
 	if err != nil {
 		return nil, fmt.Errorf("join group %q: %w", cfg.Group, err)
 	}
-	return &GroupConsumer{group: group, kc: kc, dialer: dialer, security: security, cfg: cfg, log: log, metrics: newConsumerMetrics(reg, cfg),
-		parts: make(map[int]*partitionHealth)}, nil
+	c := &GroupConsumer{group: group, kc: kc, dialer: dialer, security: security, cfg: cfg, log: log, metrics: newConsumerMetrics(reg, cfg),
+		parts: make(map[int]*partitionHealth)}
+	if cfg.Checkpoints.enabled() {
+		if c.state, err = newStateStore(c, reg); err != nil {
+			group.Close()
+			return nil, err
+		}
+	}
+	return c, nil
 }
 
 func kafkaLogger(log zerolog.Logger) kafka.Logger {
@@ -322,15 +334,31 @@ func (c *GroupConsumer) runPartition(ctx, genCtx context.Context, cm *committer,
 		maxBytes: fetchMaxBytes, maxWait: fetchMaxWait, backoff: retry.Backoff{Initial: fetchRetryMin, Max: fetchRetryMax}, log: p.log, free: make(chan chunk, 2),
 		policy: c.cfg.Fetch, resume: max(a.Offset, 0), growTo: fetchGrowTo, inflateMax: maxInflate, refresh: fetchMaxWait,
 		health: health, metrics: c.metrics.partition(a.ID)}
-	start, resume := a.Offset, a.Offset // messages before resume are for warming up
+	start, resume := a.Offset, a.Offset // messages before resume rebuild state
 	if start < 0 {
 		start, resume = kafka.FirstOffset, kafka.FirstOffset
 	} else {
 		health.setNext(a.Offset)
 	}
-	warmer, _ := h.(Warmer)
-	if warmer != nil && a.Offset > 0 && c.cfg.WarmUp > 0 {
-		start = f.warmStart(fetchCtx, a.Offset, c.cfg.WarmUp)
+	// rebuild is given the messages before resume: after a checkpoint, they
+	// are replayed from its offset; without one, a Warmer warms up.
+	var rebuild func([]kafka.Message)
+	var ck *partitionCheckpoints
+	if cp, ok := h.(Checkpointer); ok && c.state != nil {
+		ck = c.state.partition(a.ID, cp, p.log)
+		defer func() { ck.finish(ctx, p.last+1) }()
+		if at, ok := ck.restore(fetchCtx, f, a.Offset); ok {
+			start, resume, rebuild = at, max(at, a.Offset), cp.Replay
+			f.resume = resume
+			health.setNext(resume)
+			if resume > a.Offset {
+				p.last = resume - 1 // what the checkpoint covers was written
+				p.commit(resume)
+			}
+		}
+	}
+	if warmer, ok := h.(Warmer); ok && rebuild == nil && a.Offset > 0 && c.cfg.WarmUp > 0 {
+		start, rebuild = f.warmStart(fetchCtx, a.Offset, c.cfg.WarmUp), warmer.Warm
 	}
 	fetched, fetchErr, fetchDone := make(chan chunk, 1), make(chan error, 1), make(chan struct{})
 	go func() {
@@ -361,7 +389,9 @@ func (c *GroupConsumer) runPartition(ctx, genCtx context.Context, cm *committer,
 			p.log.Debug().Msg("partition revoked")
 			return nil
 		case errors.Is(err, errIdle):
-			if err := idler.Idle(workCtx); err != nil {
+			err := idler.Idle(workCtx)
+			ck.changed(err != nil)
+			if err != nil {
 				if drainCut(ctx, workCtx) {
 					p.log.Warn().Err(err).Int64("from", p.last+1).Msg("stopped while closing the idle partition's windows: not written; not committed, read again at the next start")
 					return nil
@@ -369,6 +399,7 @@ func (c *GroupConsumer) runPartition(ctx, genCtx context.Context, cm *committer,
 				return fmt.Errorf("idle: %w", err)
 			}
 			p.commit(p.last + 1)
+			ck.maybeSave(workCtx, p.last+1)
 			continue
 		case errors.Is(err, errJump):
 			// Every message fetched before the jump was handled.
@@ -405,14 +436,19 @@ func (c *GroupConsumer) runPartition(ctx, genCtx context.Context, cm *committer,
 		}
 		if batch[0].Offset < resume {
 			n, _ := slices.BinarySearchFunc(batch, resume, func(m kafka.Message, o int64) int { return cmp.Compare(m.Offset, o) })
-			warmer.Warm(batch[:n])
+			if rebuild != nil {
+				rebuild(batch[:n])
+				ck.replayed(n)
+			}
 			if batch = batch[n:]; len(batch) == 0 {
 				q.release()
 				continue
 			}
 		}
 		// On a stop, the batch in hand is still handled and committed.
-		if err := p.handle(workCtx, batch); err != nil {
+		err = p.handle(workCtx, batch)
+		ck.changed(err != nil)
+		if err != nil {
 			if revoked() {
 				return nil
 			}
@@ -427,6 +463,7 @@ func (c *GroupConsumer) runPartition(ctx, genCtx context.Context, cm *committer,
 		if ctx.Err() != nil {
 			return nil
 		}
+		ck.maybeSave(workCtx, p.last+1)
 	}
 }
 
@@ -622,8 +659,14 @@ func (cm *committer) close() {
 
 // Close leaves the group.
 func (c *GroupConsumer) Close() error {
+	var errs []error
 	if err := c.group.Close(); err != nil {
-		return fmt.Errorf("leave group %q: %w", c.cfg.Group, err)
+		errs = append(errs, fmt.Errorf("leave group %q: %w", c.cfg.Group, err))
 	}
-	return nil
+	if c.state != nil {
+		if err := c.state.w.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close the state topic's writer: %w", err))
+		}
+	}
+	return errors.Join(errs...)
 }

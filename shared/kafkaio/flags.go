@@ -73,7 +73,22 @@ func GroupFlags(defaultGroup string) []cli.Flag {
 		&cli.StringFlag{Name: "reset-offset", Value: ResetEarliest, Usage: "where a partition whose offset lies beyond the log end (topic recreated or truncated) goes on from: earliest (handle the log again) or latest (skip it); an offset before the log start always goes on from the start", EnvVars: service.EnvVars("reset-offset"), Category: cat},
 		&cli.StringFlag{Name: "on-corrupt-batch", Value: CorruptStop, Usage: "a record batch that cannot be decoded: stop (the partition waits at it, reported stuck and not ready) or skip (its messages are lost, counted)", EnvVars: service.EnvVars("on-corrupt-batch"), Category: cat},
 		&cli.StringFlag{Name: "isolation-level", Value: ReadCommitted, Usage: "read_committed (drop the messages of aborted transactions) or read_uncommitted", EnvVars: service.EnvVars("isolation-level"), Category: cat},
+		&cli.StringFlag{Name: "state-topic", Usage: "compacted topic of the partitions' checkpointed state, created when missing (empty: <group>-state)", EnvVars: service.EnvVars("state-topic"), Category: cat},
+		&cli.DurationFlag{Name: "checkpoint-interval", Value: 30 * time.Second, Usage: "how often a busy partition's state is checkpointed, as well as when it is revoked or stopped; a restart or rebalance restores it and replays what followed (0: no checkpoints)", EnvVars: service.EnvVars("checkpoint-interval"), Category: cat},
 	}
+}
+
+// CheckpointsFromCLI reads the checkpoint flags of GroupFlags.
+func CheckpointsFromCLI(c *cli.Context) CheckpointConfig {
+	interval := c.Duration("checkpoint-interval")
+	if interval == 0 {
+		return CheckpointConfig{}
+	}
+	topic := c.String("state-topic")
+	if topic == "" {
+		topic = c.String("group") + "-state"
+	}
+	return CheckpointConfig{Topic: topic, Interval: interval}
 }
 
 // FetchPolicyFromCLI reads the fetch policy flags of GroupFlags.

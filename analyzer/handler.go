@@ -62,6 +62,8 @@ type handler struct {
 	buf  []byte
 }
 
+var _ kafkaio.Checkpointer = (*handler)(nil)
+
 // absenceEvery is how often (wall time) a busy partition looks for
 // series that went silent; a quiet one does it whenever it is idle.
 const absenceEvery = int64(time.Second)

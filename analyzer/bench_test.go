@@ -243,9 +243,9 @@ func benchConsumption(b *testing.B, perMsg int, forecasts bool) {
 	influxURL := testbed.InfluxURL(b)
 	var analyzed, bare time.Duration
 	for range b.N {
-		topic := produceBench(b, kc, perMsg, time.Now().Add(-time.Hour).UnixNano())
+		topic := produceBench(b, kc, perMsg, time.Now().Add(-time.Hour).UnixNano(), benchSeries)
 		bare += readBare(b, kc, topic, benchTotal/perMsg)
-		analyzed += analyze(b, kc, influxURL, topic, forecasts)
+		analyzed += analyze(b, kc, influxURL, topic, forecasts, kafkaio.CheckpointConfig{})
 	}
 	n := float64(benchTotal * b.N)
 	b.ReportMetric(n/analyzed.Seconds(), "analyzer-points/s")
@@ -254,9 +254,37 @@ func benchConsumption(b *testing.B, perMsg int, forecasts bool) {
 	b.ReportMetric(0, "ns/op")
 }
 
-// produceBench writes benchTotal points, perMsg per message, to a new
-// topic.
-func produceBench(b *testing.B, kc kafkaio.Config, perMsg int, base int64) string {
+// BenchmarkCheckpointCost measures what checkpointing costs the analyzer
+// end to end (as BenchmarkConsumption, forecasts written): the same topic
+// analyzed with checkpoints and without, in each iteration, at the default
+// interval and at six times its rate. 20,000 series, so that a checkpoint
+// is over 20 MB. It reports both rates and their ratio (target ≥ 0.9).
+func BenchmarkCheckpointCost(b *testing.B) {
+	const series = 20_000
+	for _, interval := range []time.Duration{30 * time.Second, 5 * time.Second} {
+		b.Run("interval="+interval.String(), func(b *testing.B) {
+			kc := kafkaio.Config{Brokers: []string{testbed.KafkaBrokers(b)}}
+			influxURL := testbed.InfluxURL(b)
+			var off, on time.Duration
+			for range b.N {
+				topic := produceBench(b, kc, 1, time.Now().Add(-time.Hour).UnixNano(), series)
+				off += analyze(b, kc, influxURL, topic, true, kafkaio.CheckpointConfig{})
+				state := topic + "-state"
+				testbed.DeleteTopicsAtCleanup(b, state)
+				on += analyze(b, kc, influxURL, topic, true, kafkaio.CheckpointConfig{Topic: state, Interval: interval})
+			}
+			n := float64(benchTotal * b.N)
+			b.ReportMetric(n/on.Seconds(), "checkpointed-points/s")
+			b.ReportMetric(n/off.Seconds(), "plain-points/s")
+			b.ReportMetric(off.Seconds()/on.Seconds(), "ratio")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+// produceBench writes benchTotal points of series series, perMsg per
+// message, to a new topic.
+func produceBench(b *testing.B, kc kafkaio.Config, perMsg int, base int64, series int) string {
 	topic := testbed.UniqueName("bench-analyzer-")
 	testbed.DeleteTopicsAtCleanup(b, topic, topic+"-alerts")
 	admin, err := kafkaio.NewAdmin(kc)
@@ -273,10 +301,10 @@ func produceBench(b *testing.B, kc kafkaio.Config, perMsg int, base int64) strin
 	defer w.Close()
 	msgs := make([]kafka.Message, 0, benchTotal/perMsg)
 	var p point.Point
-	for s := range benchSeries {
+	for s := range series {
 		p.Measurement, p.Tags = "bench", []point.Tag{{Key: "host", Value: "h" + strconv.Itoa(s)}}
 		key := point.AppendSeriesKey(nil, &p)
-		for m := range benchTotal / benchSeries / perMsg {
+		for m := range benchTotal / series / perMsg {
 			var v []byte
 			for i := range perMsg {
 				step := m*perMsg + i
@@ -316,7 +344,7 @@ func readBare(b *testing.B, kc kafkaio.Config, topic string, messages int) time.
 
 // analyze runs the analyzer on topic until it analyzed every point and
 // committed, timed from its first fetched message.
-func analyze(b *testing.B, kc kafkaio.Config, influxURL, topic string, forecasts bool) time.Duration {
+func analyze(b *testing.B, kc kafkaio.Config, influxURL, topic string, forecasts bool, ckpt kafkaio.CheckpointConfig) time.Duration {
 	dir := b.TempDir()
 	rulesFile := filepath.Join(dir, "rules.yaml")
 	if err := os.WriteFile(rulesFile, []byte(benchRules), 0o644); err != nil {
@@ -325,6 +353,7 @@ func analyze(b *testing.B, kc kafkaio.Config, influxURL, topic string, forecasts
 	a := *benchAnalysis(0)
 	a.WriteForecasts = forecasts
 	cfg := benchConfig(b, kc, influxURL, topic, rulesFile, a)
+	cfg.Group.Checkpoints = ckpt
 	runtime.GC()
 	reg := prometheus.NewRegistry() // the analyzer's metrics only, as in the consumer's benchmark
 	exited, stop := testbed.Serve(b, func(ctx context.Context) error { return run(ctx, cfg, zerolog.Nop(), reg, nil) })

@@ -52,13 +52,13 @@ func benchEndToEnd(b *testing.B, perMsg int) {
 		// The points are dropped before anything is timed: a million live
 		// points would make every garbage collection of either side scan
 		// them, which no consumer in production does.
-		pts := makeBenchPoints(time.Now().Add(-time.Hour).UnixNano())
+		pts := makeBenchPoints(time.Now().Add(-time.Hour).UnixNano(), benchSeries)
 		shares := stageOutput(b, pts)
 		msgs := benchMessages(pts, perMsg)
 		pts = nil
 		direct += writeDirect(b, influxURL, shares)
 		shares = nil
-		pipeline += consume(b, kc, influxURL, msgs)
+		pipeline += consume(b, kc, influxURL, msgs, kafkaio.CheckpointConfig{})
 	}
 	n := float64(benchTotal * b.N)
 	b.ReportMetric(n/pipeline.Seconds(), "pipeline-points/s")
@@ -67,17 +67,49 @@ func benchEndToEnd(b *testing.B, perMsg int) {
 	b.ReportMetric(0, "ns/op")
 }
 
-func makeBenchPoints(base int64) []point.Point {
+// benchSeries is the series of BenchmarkEndToEnd's points.
+const benchSeries = 100
+
+// makeBenchPoints returns benchTotal points of series series, one point of
+// each in turn, a millisecond apart per round.
+func makeBenchPoints(base int64, series int) []point.Point {
 	pts := make([]point.Point, benchTotal)
-	tags := make([][]point.Tag, 100)
+	tags := make([][]point.Tag, series)
 	for s := range tags {
 		tags[s] = []point.Tag{{Key: "host", Value: "h" + strconv.Itoa(s)}}
 	}
 	for i := range pts {
-		pts[i] = point.Point{Measurement: "bench", Tags: tags[i%100], Fields: []point.Field{{Key: "v", Value: float64(i)}},
-			Time: base + int64(i/100)*int64(time.Millisecond)}
+		pts[i] = point.Point{Measurement: "bench", Tags: tags[i%series], Fields: []point.Field{{Key: "v", Value: float64(i)}},
+			Time: base + int64(i/series)*int64(time.Millisecond)}
 	}
 	return pts
+}
+
+// BenchmarkCheckpointCost measures what checkpointing costs the consumer
+// end to end (Kafka → consumer → InfluxDB, as BenchmarkEndToEnd): the same
+// messages consumed with checkpoints and without, in each iteration, at the
+// default interval and at six times its rate. 20,000 series, so that a
+// checkpoint is about 9 MB. It reports both rates and their ratio (target
+// ≥ 0.9).
+func BenchmarkCheckpointCost(b *testing.B) {
+	const series = 20_000
+	for _, interval := range []time.Duration{30 * time.Second, 5 * time.Second} {
+		b.Run("interval="+interval.String(), func(b *testing.B) {
+			brokers, influxURL := testbed.KafkaBrokers(b), testbed.InfluxURL(b)
+			kc := kafkaio.Config{Brokers: []string{brokers}}
+			var off, on time.Duration
+			for range b.N {
+				msgs := benchMessages(makeBenchPoints(time.Now().Add(-time.Hour).UnixNano(), series), 1)
+				off += consume(b, kc, influxURL, msgs, kafkaio.CheckpointConfig{})
+				on += consume(b, kc, influxURL, msgs, kafkaio.CheckpointConfig{Topic: testbed.UniqueName("bench-state-"), Interval: interval})
+			}
+			n := float64(benchTotal * b.N)
+			b.ReportMetric(n/on.Seconds(), "checkpointed-points/s")
+			b.ReportMetric(n/off.Seconds(), "plain-points/s")
+			b.ReportMetric(off.Seconds()/on.Seconds(), "ratio")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
 }
 
 func benchInflux(b *testing.B, influxURL string) influx.Config {
@@ -193,9 +225,12 @@ func benchMessages(pts []point.Point, perMsg int) []kafka.Message {
 // consume produces msgs (benchTotal points) to a fresh topic (not timed),
 // then times the consumer from its first fetched message to the end of
 // every partition.
-func consume(b *testing.B, kc kafkaio.Config, influxURL string, msgs []kafka.Message) time.Duration {
+func consume(b *testing.B, kc kafkaio.Config, influxURL string, msgs []kafka.Message, ckpt kafkaio.CheckpointConfig) time.Duration {
 	topic := testbed.UniqueName("bench-")
 	testbed.DeleteTopicsAtCleanup(b, topic, topic+"-dlq")
+	if ckpt.Topic != "" {
+		testbed.DeleteTopicsAtCleanup(b, ckpt.Topic)
+	}
 	admin, err := kafkaio.NewAdmin(kc)
 	if err != nil {
 		b.Fatal(err)
@@ -214,12 +249,13 @@ func consume(b *testing.B, kc kafkaio.Config, influxURL string, msgs []kafka.Mes
 	w.Close()
 
 	cfg := config{
-		Service:   service.Config{LogFormat: "json", LogLevel: "warn", HTTPAddr: "127.0.0.1:0"},
-		Kafka:     kc,
-		Influx:    benchInflux(b, influxURL),
-		Topic:     kafkaio.TopicSpec{Name: topic, Partitions: benchPartitions, ReplicationFactor: 1},
-		DLQ:       kafkaio.TopicSpec{Name: topic + "-dlq", Partitions: 1, ReplicationFactor: 1},
-		Group:     kafkaio.GroupConfig{Topic: topic, Group: topic, BatchSize: benchBatch, BatchWait: 200 * time.Millisecond, DrainTimeout: 10 * time.Second, IdleAfter: time.Second},
+		Service: service.Config{LogFormat: "json", LogLevel: "warn", HTTPAddr: "127.0.0.1:0"},
+		Kafka:   kc,
+		Influx:  benchInflux(b, influxURL),
+		Topic:   kafkaio.TopicSpec{Name: topic, Partitions: benchPartitions, ReplicationFactor: 1},
+		DLQ:     kafkaio.TopicSpec{Name: topic + "-dlq", Partitions: 1, ReplicationFactor: 1},
+		Group: kafkaio.GroupConfig{Topic: topic, Group: topic, BatchSize: benchBatch, BatchWait: 200 * time.Millisecond, DrainTimeout: 10 * time.Second,
+			IdleAfter: time.Second, Checkpoints: ckpt},
 		Stage:     benchStage(),
 		MaxFuture: time.Hour,
 	}

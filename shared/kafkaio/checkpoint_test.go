@@ -301,3 +301,50 @@ func TestCheckpointsRestoreExactly(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkCheckpointStore writes a partition's checkpoint to the test
+// bed's Kafka and reads it back as a restore does, for the sizes of 100,000
+// series: the consumer's (about 440 bytes each) and the analyzer's (about
+// 1,150). Restoring 100,000 series costs this read plus the stage's own
+// Restore (see the movavg and analyzer benchmarks).
+func BenchmarkCheckpointStore(b *testing.B) {
+	cfg := Config{Brokers: []string{testbed.KafkaBrokers(b)}, ClientID: "bench"}
+	for _, size := range []int{44 << 20, 114 << 20} {
+		b.Run(fmt.Sprintf("MB=%d", size>>20), func(b *testing.B) {
+			topic := testbed.UniqueName("bench-ckpt")
+			testbed.DeleteTopicsAtCleanup(b, topic+"-state")
+			admin, err := NewAdmin(cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			gcfg := GroupConfig{Topic: topic, Group: topic, BatchSize: 1, BatchWait: time.Second, DrainTimeout: time.Second,
+				Checkpoints: CheckpointConfig{Topic: topic + "-state", Interval: time.Second}}
+			if err := admin.EnsureTopics(b.Context(), gcfg.Checkpoints.Topics(TopicSpec{Name: topic, Partitions: 1, ReplicationFactor: 1})...); err != nil {
+				b.Fatal(err)
+			}
+			gc, err := NewGroupConsumer(cfg, gcfg, zerolog.Nop(), prometheus.NewRegistry())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer gc.Close()
+			state := bytes.Repeat([]byte("metricpipe"), size/10)
+			var save, load time.Duration
+			for i := range b.N {
+				start := time.Now()
+				if _, err := gc.state.save(b.Context(), snapshot{seq: uint64(i + 1), next: int64(i + 1), taken: time.Now(), state: state}, 0); err != nil {
+					b.Fatal(err)
+				}
+				save += time.Since(start)
+				start = time.Now()
+				s, found, _, err := gc.state.load(b.Context(), 0, zerolog.Nop())
+				load += time.Since(start)
+				if err != nil || !found || !bytes.Equal(s.state, state) {
+					b.Fatalf("read back %d bytes (found %v): %v", len(s.state), found, err)
+				}
+			}
+			b.ReportMetric(float64(save.Milliseconds())/float64(b.N), "save-ms")
+			b.ReportMetric(float64(load.Milliseconds())/float64(b.N), "load-ms")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}

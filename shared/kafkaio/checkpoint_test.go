@@ -131,6 +131,7 @@ type checkpointRun struct {
 	want     map[int]foldState // each partition's state once it folded everything
 	pad      int
 	holder   bool
+	refuse   error // what every handler's Restore returns
 }
 
 // run runs one member until every partition's state holds all its
@@ -161,7 +162,7 @@ func (r checkpointRun) run(t *testing.T, stopAfter, failAt int64) (map[int]*fold
 	hs := map[int]*foldHandler{}
 	complete := map[int]bool{}
 	err = gc.Run(ctx, func(p int) (Handler, error) {
-		h := &foldHandler{foldState: foldState{pad: r.pad}, failAt: failAt, target: r.want[p].n, onFail: cancel,
+		h := &foldHandler{foldState: foldState{pad: r.pad}, failAt: failAt, target: r.want[p].n, onFail: cancel, refuse: r.refuse,
 			saved: func() bool {
 				m := &dto.Metric{}
 				return gc.state.metrics.saved.Write(m) == nil && m.GetCounter().GetValue() >= float64(len(r.want))
@@ -299,6 +300,46 @@ func TestCheckpointsRestoreExactly(t *testing.T) {
 				t.Errorf("replayed %d messages after the crash, want about %d per partition", replayed, tc.failAt-37)
 			}
 		})
+	}
+}
+
+// TestIncompatibleCheckpointsAreDiscarded: a checkpoint the handler cannot
+// use (another version or configuration) is counted and logged, and the
+// partition goes on cold from its committed offset, replaying nothing.
+func TestIncompatibleCheckpointsAreDiscarded(t *testing.T) {
+	const n, partitions = 3000, 3
+	topic := testbed.UniqueName("ckpt")
+	_, cfg := fakeCluster(t, topic, partitions)
+	produceN(t, cfg, topic, n)
+	r := checkpointRun{cfg: cfg, topic: topic, group: topic + "-g", interval: time.Nanosecond, want: readFolds(t, cfg, topic, partitions)}
+	first, err, _ := r.run(t, n/2, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var handled int64
+	for _, h := range first {
+		handled += h.n
+	}
+	r.refuse = fmt.Errorf("%w: written under another configuration", stream.ErrIncompatible)
+	hs, err, reg := r.run(t, n-handled, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var again, resumed int64
+	for p, h := range hs {
+		if h.restored || h.replayed != 0 {
+			t.Errorf("partition %d: restored %v, replayed %d", p, h.restored, h.replayed)
+		}
+		again += h.n
+		if first[p] != nil && first[p].n > 0 {
+			resumed++
+		}
+	}
+	if again != n-handled {
+		t.Errorf("second member folded %d messages, want the %d not committed", again, n-handled)
+	}
+	if d := testbed.CounterSum(reg, "metricpipe_checkpoints_discarded_total"); d != float64(resumed) {
+		t.Errorf("discarded %v checkpoints, want %d", d, resumed)
 	}
 }
 

@@ -253,9 +253,10 @@ func (s *Stage) ProcessResult(p *point.Point, now int64, out []point.Point) ([]p
 // Warm feeds p, a valid point with its Time set that an earlier owner of
 // the partition already processed, to the moving averages only: it opens
 // no rollup window, emits nothing and counts nothing, but moves p's series'
-// watermark, so that the points processed next are judged late exactly as
-// they were the first time, and stamps the series active at processing
-// time now. Replaying the points just before a restart's resume position
+// watermark to the end of p's rollup window at least, since that window
+// was written (see the comment inside), and stamps the series active at
+// processing time now. The points warmed must be those before a committed
+// offset. Replaying the points just before a restart's resume position
 // through Warm makes the moving averages of the replayed and later points
 // what an uninterrupted run computed (SMA and WMA once a series-field has
 // SMAWindow and len(WMAWeights) warm points, up to rounding; EMA converging
@@ -273,6 +274,14 @@ func (s *Stage) Warm(p *point.Point, now int64) {
 	sr := &s.series[idx]
 	sr.seen = now
 	sr.wm = max(sr.wm, satSub(p.Time, s.lateness))
+	if pl.rollup > 0 {
+		// p's window was written whole by the earlier owner: the resume
+		// position, a committed offset, is held at the first point of every
+		// window still open (OldestOpen), so a window with a point before
+		// it had closed. Its later points must not open it again, and
+		// overwrite it with a partial rollup: they count as late.
+		sr.wm = max(sr.wm, satAdd(windowStart(p.Time, pl.rollup), pl.rollup))
+	}
 	k := 0
 	for i := range p.Fields {
 		if !s.sel.selected(p.Measurement, p.Fields[i].Key) {

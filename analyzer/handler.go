@@ -213,7 +213,10 @@ func (h *handler) publish(ctx context.Context, events []alert.Event) error {
 		if err != nil {
 			return fmt.Errorf("encode alert %s: %w", e.Fingerprint, err)
 		}
-		h.msgs = append(h.msgs, kafka.Message{Key: []byte(e.Fingerprint), Value: v, Time: e.EventTime,
+		// No Time: the writer stamps the publish time. The event time, in
+		// the event, may lie years back (a backfill), and the topic's
+		// time-based retention would delete the event at once.
+		h.msgs = append(h.msgs, kafka.Message{Key: []byte(e.Fingerprint), Value: v,
 			Headers: []kafka.Header{{Key: kafkaio.HeaderContentType, Value: []byte("application/json")}}})
 		h.out.log.Info().Str("rule", e.Rule).Str("fingerprint", e.Fingerprint).Str("series", e.Series).
 			Str("state", string(e.State)).Str("severity", e.Severity).Float64("value", e.Value).Msg("alert")

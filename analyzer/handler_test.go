@@ -246,3 +246,43 @@ func counterValue(c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// stampedWriter records the Kafka timestamps of the alert messages.
+type stampedWriter struct{ times []time.Time }
+
+func (w *stampedWriter) WriteMessages(_ context.Context, msgs ...kafka.Message) error {
+	for _, m := range msgs {
+		w.times = append(w.times, m.Time)
+	}
+	return nil
+}
+
+// TestAlertMessagesCarryPublishTime: an alert event's Kafka timestamp is
+// when it was published, not its event time. Alerts of a backfill or a
+// replay of old data have event times years ago; with those as timestamps,
+// the alert topic's time-based retention deletes them at once, and
+// `alerts tail --since` never finds them.
+func TestAlertMessagesCarryPublishTime(t *testing.T) {
+	msgs, _ := synthMessages()
+	var clock atomic.Int64
+	var c captured
+	out := testOutput(t, &c, prometheus.NewRegistry())
+	w := &stampedWriter{}
+	out.alerts = w
+	h := testHandler(t, out, synthAnalysis(), synthRules, &clock)
+	start := time.Now()
+	for i := 0; i < len(msgs); i += 50 {
+		clock.Store(time.Now().UnixNano())
+		if err := h.Handle(t.Context(), msgs[i:min(i+50, len(msgs))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(w.times) == 0 {
+		t.Fatal("no alert published: the stream does not exercise the timestamps")
+	}
+	for _, ts := range w.times {
+		if !ts.IsZero() && ts.Before(start) { // zero: the writer stamps it when it sends it
+			t.Fatalf("an alert message stamped %s, before it was published (%s)", ts, start)
+		}
+	}
+}

@@ -286,7 +286,7 @@ func BenchmarkCheckpointCost(b *testing.B) {
 // message, to a new topic.
 func produceBench(b *testing.B, kc kafkaio.Config, perMsg int, base int64, series int) string {
 	topic := testbed.UniqueName("bench-analyzer-")
-	testbed.DeleteTopicsAtCleanup(b, topic, topic+"-alerts")
+	testbed.DeleteTopicsAtCleanup(b, topic, topic+"-alerts", topic+"-dlq")
 	admin, err := kafkaio.NewAdmin(kc)
 	if err != nil {
 		b.Fatal(err)
@@ -353,7 +353,10 @@ func analyze(b *testing.B, kc kafkaio.Config, influxURL, topic string, forecasts
 	a := *benchAnalysis(0)
 	a.WriteForecasts = forecasts
 	cfg := benchConfig(b, kc, influxURL, topic, rulesFile, a)
-	cfg.Group.Checkpoints = ckpt
+	if ckpt.Topic != "" {
+		cfg.Group.Group += "-checkpointed" // the topic is read again from the start
+		cfg.Group.Checkpoints = ckpt
+	}
 	runtime.GC()
 	reg := prometheus.NewRegistry() // the analyzer's metrics only, as in the consumer's benchmark
 	exited, stop := testbed.Serve(b, func(ctx context.Context) error { return run(ctx, cfg, zerolog.Nop(), reg, nil) })
@@ -392,7 +395,7 @@ func alertLatencies(b *testing.B, kc kafkaio.Config, influxURL string) []time.Du
 		duration = 30 * time.Second
 	)
 	topic := testbed.UniqueName("bench-latency-")
-	testbed.DeleteTopicsAtCleanup(b, topic, topic+"-alerts")
+	testbed.DeleteTopicsAtCleanup(b, topic, topic+"-alerts", topic+"-dlq")
 	admin, err := kafkaio.NewAdmin(kc)
 	if err != nil {
 		b.Fatal(err)
@@ -514,6 +517,7 @@ func benchConfig(b *testing.B, kc kafkaio.Config, influxURL, topic, rulesFile st
 			BatchSize: 5000, FlushInterval: time.Second, Timeout: 30 * time.Second},
 		Topic:  kafkaio.TopicSpec{Name: topic, Partitions: benchPartitions, ReplicationFactor: 1},
 		Alerts: kafkaio.TopicSpec{Name: topic + "-alerts", Partitions: 1, ReplicationFactor: 1},
+		DLQ:    kafkaio.TopicSpec{Name: topic + "-dlq", Partitions: 1, ReplicationFactor: 1},
 		Group: kafkaio.GroupConfig{Topic: topic, Group: topic + "-analyzer", BatchSize: 5000, BatchWait: 100 * time.Millisecond,
 			DrainTimeout: 10 * time.Second, IdleAfter: 10 * time.Second},
 		Analysis: a, RulesFile: rulesFile, RulesPoll: time.Minute, AlertsMeasurement: "metricpipe_alerts",

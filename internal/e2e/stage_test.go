@@ -105,11 +105,24 @@ func TestMovingAveragesExactInInfluxDB(t *testing.T) {
 
 // TestMovingAveragesSurviveRestart stops the consumer with a rollup window
 // open, so that its commit is held back and a restart replays part of what
-// was written, then produces more. The restarted consumer warms its moving
-// averages up from the messages before its committed offset: every SMA, EMA
-// and WMA in InfluxDB, replayed or new, is what one uninterrupted run
-// computes (a cold restart re-seeds the EMA and rewrites it differently).
+// was written, then produces more. The restarted consumer restores its
+// checkpoint, or, with checkpoints off, warms its moving averages up from the
+// messages before its committed offset: either way every SMA, EMA and WMA in
+// InfluxDB, replayed or new, is what one uninterrupted run computes (a cold
+// restart re-seeds the EMA and rewrites it differently).
 func TestMovingAveragesSurviveRestart(t *testing.T) {
+	for _, tc := range []struct {
+		name, log string
+		flags     []string
+	}{
+		{"checkpoint", "state restored from checkpoint", nil},
+		{"warm-up", "to warm up", []string{"--checkpoint-interval", "0"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { movingAveragesSurviveRestart(t, tc.log, tc.flags) })
+	}
+}
+
+func movingAveragesSurviveRestart(t *testing.T, wantLog string, extraFlags []string) {
 	b := newBed(t, "warm")
 	t0 := time.Now().Add(-time.Hour).Truncate(time.Minute)
 	const n, stopAt, step = 60, 40, 3 * time.Second
@@ -136,6 +149,7 @@ func TestMovingAveragesSurviveRestart(t *testing.T) {
 	}
 	flags := []string{"--sma-window", "5", "--ema-alpha", "0.3", "--wma-weights", "0.5,0.3,0.2",
 		"--rollup", "1m", "--allowed-lateness", "0s", "--idle-flush", "0s", "--state-replay", "10m"}
+	flags = append(flags, extraFlags...)
 
 	produce(0, stopAt)
 	c := b.consumer("c", testbed.FreeAddr(t), flags...)
@@ -190,8 +204,8 @@ func TestMovingAveragesSurviveRestart(t *testing.T) {
 			}
 		}
 	}
-	if !strings.Contains(c.Output(), "to warm up") {
-		t.Error("the restarted consumer's log does not show the warm-up")
+	if !strings.Contains(c.Output(), wantLog) {
+		t.Errorf("the restarted consumer's log does not say %q", wantLog)
 	}
 	t.Logf("stopped at %d points with the commit held at 20, restarted, %d more: all %d SMA, EMA and WMA values as one uninterrupted run's",
 		stopAt, n-stopAt, n-4+n+n-2)

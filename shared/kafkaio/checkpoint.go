@@ -370,6 +370,13 @@ func (r *scanResult) best() (snapshot, bool) {
 		state: bytes.Join(best.chunks, nil)}, true
 }
 
+// unreportedHealth is the health of a partition read for its checkpoints:
+// a fetcher keeps one, but it is no assigned partition's, so its gauges are
+// registered nowhere.
+func unreportedHealth(id int) *partitionHealth {
+	return newPartitionHealth(id, prometheus.NewGauge(prometheus.GaugeOpts{Name: "state_lag"}), prometheus.NewGauge(prometheus.GaugeOpts{Name: "state_stuck"}))
+}
+
 // scan reads input partition p's state partition backwards from its end
 // until a complete snapshot of p is found or the log start is reached.
 func (st *stateStore) scan(ctx context.Context, p int) (scanResult, error) {
@@ -391,7 +398,7 @@ func (st *stateStore) scan(ctx context.Context, p int) (scanResult, error) {
 	}
 	f := &fetcher{dialer: st.c.dialer, security: st.c.security, brokers: st.c.kc.Brokers, topic: st.topic, partition: p % len(parts),
 		maxBytes: 4 << 20, log: st.c.log, free: make(chan chunk, 1), growTo: fetchGrowTo, inflateMax: maxInflate,
-		health: newPartitionHealth(p, prometheus.NewGauge(prometheus.GaugeOpts{Name: "unused"}), prometheus.NewGauge(prometheus.GaugeOpts{Name: "unused"}))}
+		health: unreportedHealth(p)}
 	defer f.dec.close()
 	conn, first, err := f.connect(ctx, kafka.FirstOffset)
 	if err != nil {

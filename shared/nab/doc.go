@@ -11,6 +11,11 @@
 //		...
 //	}
 //
+// Optimize chooses the threshold on the very series it scores, so its
+// score flatters the detector; [CrossValidate] gives an honest estimate:
+// each category (data subdirectory) is scored at the threshold chosen on
+// the other categories.
+//
 // [LoadResults] reads result files back, so the output of any tool that
 // writes NAB result files can be scored; [SaveThresholds] and
 // [LoadThresholds] keep tuned thresholds so that they can be applied

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,7 +52,9 @@ func evalCommand() *cli.Command {
 		Usage: "score the anomaly detector on a labelled corpus in Numenta Anomaly Benchmark format",
 		Description: "Runs the analyzer's detector over every CSV series (timestamp,value) under --data, writes\n" +
 			"<out>/<category>/<name>.csv (timestamp,value,anomaly_score), and prints the NAB scores of the\n" +
-			"standard, reward_low_FP_rate and reward_low_FN_rate profiles and the one-step forecast's MASE.",
+			"standard, reward_low_FP_rate and reward_low_FN_rate profiles (headline: leave-one-category-out\n" +
+			"cross-validation, each category (data subdirectory) scored at the threshold chosen on the others;\n" +
+			"then the in-sample score, tuned and scored on all files) and the one-step forecast's MASE.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "data", Usage: "corpus data folder (category/name.csv files)", EnvVars: env("data")},
 			&cli.StringFlag{Name: "labels", Usage: "label windows file (NAB combined_windows.json format)", EnvVars: env("labels")},
@@ -116,46 +119,87 @@ func runEval(c *cli.Context, cfg evalConfig, w io.Writer) error {
 			return err
 		}
 	}
-	chosen := map[string]float64{}
-	var results []nab.Result
-	for _, p := range nab.Profiles() {
-		var r nab.Result
-		if saved != nil {
-			th, ok := saved[p.Name]
-			if !ok {
-				return fmt.Errorf("%s: no threshold for profile %s", cfg.Thresholds, p.Name)
-			}
-			r, err = nab.Score(corpus, scores, p, th)
-		} else {
-			chosen[p.Name], r, err = nab.Optimize(corpus, scores, p)
-		}
-		if err != nil {
-			return err
-		}
-		results = append(results, r)
-	}
-	if cfg.SaveThresholds != "" {
-		if err := nab.SaveThresholds(cfg.SaveThresholds, chosen); err != nil {
-			return err
-		}
-	}
 	rows := 0
 	mases := make([]float64, 0, len(dets))
 	for _, s := range corpus.Series {
 		rows += len(s.Values)
 		mases = append(mases, dets[s.Name].mase())
 	}
-	how := "thresholds chosen on this corpus"
-	if saved != nil {
-		how = "thresholds from " + cfg.Thresholds
-	}
-	fmt.Fprintf(w, "%d series, %d rows, model %s, in %s; %s\n", len(corpus.Series), rows,
-		cfg.Analysis.Forecast.Kind, elapsed.Round(time.Millisecond), how)
-	if err := nab.WriteReport(w, results); err != nil {
+	fmt.Fprintf(w, "%d series, %d rows, model %s, in %s\n", len(corpus.Series), rows,
+		cfg.Analysis.Forecast.Kind, elapsed.Round(time.Millisecond))
+	chosen, err := writeScores(w, corpus, scores, saved, cfg.Thresholds)
+	if err != nil {
 		return err
+	}
+	if cfg.SaveThresholds != "" {
+		if err := nab.SaveThresholds(cfg.SaveThresholds, chosen); err != nil {
+			return err
+		}
 	}
 	_, err = fmt.Fprintf(w, "one-step forecast MASE against the last value: median %.3f over %d series\n", median(mases), len(mases))
 	return err
+}
+
+// writeScores writes the NAB scores of scores on corpus to w. With saved
+// thresholds (read from the file from) it scores every profile at its
+// saved threshold: nothing is tuned on this corpus. Otherwise the headline
+// is a leave-one-category-out cross-validation, every category scored at
+// the threshold chosen on the other categories (when the corpus has at
+// least two), with a table per profile; then, as a secondary line, the
+// in-sample score: the threshold chosen on all the series and scored on
+// them, which flatters the detector. It returns the in-sample thresholds
+// by profile (nil with saved thresholds), for --save-thresholds: tuned on
+// every series, they are the ones to apply to another corpus.
+func writeScores(w io.Writer, corpus *nab.Corpus, scores map[string][]float64, saved map[string]float64, from string) (map[string]float64, error) {
+	if saved != nil {
+		var results []nab.Result
+		for _, p := range nab.Profiles() {
+			th, ok := saved[p.Name]
+			if !ok {
+				return nil, fmt.Errorf("%s: no threshold for profile %s", from, p.Name)
+			}
+			r, err := nab.Score(corpus, scores, p, th)
+			if err != nil {
+				return nil, err
+			}
+			results = append(results, r)
+		}
+		fmt.Fprintf(w, "NAB score at the thresholds from %s (none chosen on this corpus):\n", from)
+		return nil, nab.WriteReport(w, results)
+	}
+
+	cats := nab.Categories(corpus)
+	chosen := map[string]float64{}
+	var inSample []nab.Result
+	var cvs []nab.CVResult
+	for _, p := range nab.Profiles() {
+		th, r, err := nab.Optimize(corpus, scores, p)
+		if err != nil {
+			return nil, err
+		}
+		chosen[p.Name] = th
+		inSample = append(inSample, r)
+		if len(cats) < 2 {
+			continue
+		}
+		cv, err := nab.CrossValidate(corpus, scores, p)
+		if err != nil {
+			return nil, err
+		}
+		cvs = append(cvs, cv)
+	}
+	if cvs != nil {
+		fmt.Fprintf(w, "NAB score, leave-one-category-out cross-validation over %d categories (%s):\n"+
+			"each category scored at the threshold chosen on the other categories only\n", len(cats), strings.Join(cats, ", "))
+		if err := nab.WriteCVReport(w, cvs); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(w, "\nin sample (optimistic: thresholds chosen on all %d series and scored on them):\n", len(corpus.Series))
+	} else {
+		fmt.Fprintf(w, "no cross-validation: it needs at least two categories (data subdirectories), this corpus has %d\n"+
+			"in sample (optimistic: thresholds chosen on all %d series and scored on them):\n", len(cats), len(corpus.Series))
+	}
+	return chosen, nab.WriteReport(w, inSample)
 }
 
 // evalDetector is the analyzer's detector as NAB sees one series: a score

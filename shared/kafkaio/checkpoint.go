@@ -436,7 +436,9 @@ func (st *stateStore) scan(ctx context.Context, p int) (scanResult, error) {
 				h, b, err := parseChunk(m.Value)
 				switch {
 				case errors.Is(err, errIncompatibleChunk):
-					r.bad = append(r.bad, err)
+					if len(r.bad) == 0 || r.bad[len(r.bad)-1].Error() != err.Error() {
+						r.bad = append(r.bad, err) // once, not once per chunk
+					}
 					continue
 				case err != nil || h.partition != p:
 					continue

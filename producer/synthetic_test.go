@@ -1,6 +1,10 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"math"
 	"testing"
 	"time"
 
@@ -62,4 +66,29 @@ func TestSyntheticEventTimeKeepsPace(t *testing.T) {
 	f(1, 0.5, 0, 2*time.Second, 1)
 	f(50, 1000, time.Second, time.Second, 20) // set explicitly: 20× ahead, and said so
 	f(100, 0, 0, time.Second, 0)              // as fast as possible
+}
+
+// TestWaveShapeIsUnchanged pins the default shape's output, anomalies and
+// labels included, to what the generator produced before series shapes
+// existed: a digest of 600 points (series key, event time from the start,
+// value bits) and of every label, from the code of 88d11f0.
+func TestWaveShapeIsUnchanged(t *testing.T) {
+	f := func(cfg syntheticConfig, want string) {
+		t.Helper()
+		g := newGenerator(cfg)
+		h := sha256.New()
+		g.onAnomaly = func(l label) {
+			fmt.Fprintf(h, "label %s %s %d %d\n", l.Series, l.Kind, l.StartNS-g.start, l.EndNS-g.start)
+		}
+		var p point.Point
+		for range 600 {
+			g.next(&p)
+			fmt.Fprintf(h, "%s %d %x\n", point.AppendSeriesKey(nil, &p), p.Time-g.start, math.Float64bits(p.Fields[0].Value))
+		}
+		if got := hex.EncodeToString(h.Sum(nil)); got != want {
+			t.Errorf("seed %d series %d anomaly rate %v: digest %s, want %s", cfg.Seed, cfg.Series, cfg.AnomalyRate, got, want)
+		}
+	}
+	f(syntheticConfig{Series: 7, Interval: time.Second, Seed: 42, Measurement: "synthetic"}, "fb0b621bbece15aa2fa76c0c2ee201bfa7fd690a487ff7b9a98a3ee4148e2295")
+	f(syntheticConfig{Series: 5, Interval: time.Minute, Seed: 3, Measurement: "m", AnomalyRate: 0.05}, "a7a0b5b1a714b4313c486d53ff2be4a700beefd4e6da5abd29116dca4e83b28b")
 }

@@ -9,6 +9,8 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,8 +32,29 @@ type syntheticConfig struct {
 	Interval    time.Duration // event-time step between two points of a series; 0: see pace
 	Seed        uint64
 	Measurement string
-	AnomalyRate float64 // probability per point that an anomaly starts on its series
-	GroundTruth string  // file the anomaly labels are written to, JSON lines ("": none)
+	AnomalyRate float64  // probability per point that an anomaly starts on its series
+	GroundTruth string   // file the anomaly labels are written to, JSON lines ("": none)
+	Shapes      []string // series i takes Shapes[i%len(Shapes)]; none: all wave
+}
+
+// shape returns the shape of series i.
+func (c syntheticConfig) shape(i int) string {
+	if len(c.Shapes) == 0 {
+		return shapeWave
+	}
+	return c.Shapes[i%len(c.Shapes)]
+}
+
+// parseShapes splits the --shapes list; Validate checks the names.
+func parseShapes(s string) []string {
+	if strings.TrimSpace(s) == "" {
+		return nil
+	}
+	out := strings.Split(s, ",")
+	for i := range out {
+		out[i] = strings.TrimSpace(out[i])
+	}
+	return out
 }
 
 func (c syntheticConfig) Validate() error {
@@ -57,6 +80,11 @@ func (c syntheticConfig) Validate() error {
 	if !(c.AnomalyRate >= 0 && c.AnomalyRate <= 1) {
 		errs = append(errs, fmt.Errorf("--anomaly-rate %v: want a probability in [0, 1]", c.AnomalyRate))
 	}
+	for _, s := range c.Shapes {
+		if !slices.Contains(shapes[:], s) {
+			errs = append(errs, fmt.Errorf("--shapes %q: unknown shape %q, want a comma list of %s", strings.Join(c.Shapes, ","), s, strings.Join(shapes[:], ", ")))
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -71,11 +99,12 @@ func syntheticCommand(stderr io.Writer) *cli.Command {
 		&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "random seed; the same seed gives the same values", EnvVars: env("seed")},
 		&cli.StringFlag{Name: "measurement", Value: "synthetic", Usage: "measurement name of the points", EnvVars: env("measurement")},
 		&cli.Float64Flag{Name: "anomaly-rate", Usage: "probability per point that an anomaly (spike, level_shift, drift, flat_line, dropout) starts on its series", EnvVars: env("anomaly-rate")},
+		&cli.StringFlag{Name: "shapes", Value: shapeWave, Usage: "series shapes, taken in turn: wave (seasonal swing, trend, random walk, noise), bursty-counts (non-negative counts with recurring heavy-tailed bursts), flat-then-shift (long flat stretches, then lasting level shifts, labelled, at --anomaly-rate)", EnvVars: env("shapes")},
 		&cli.StringFlag{Name: "ground-truth", Usage: "file to write the injected anomalies to, one JSON object per line (series, kind, start, end)", EnvVars: env("ground-truth")},
 	}
 	return &cli.Command{
 		Name:  "synthetic",
-		Usage: "generate synthetic series (seasonality, trend, noise, random walk)",
+		Usage: "generate synthetic series (seasonal waves, bursty counts, flat stretches with level shifts) with labelled anomalies",
 		Flags: append(flags, deliveryFlags()...),
 		Action: func(c *cli.Context) error {
 			d, derr := deliveryConfigFromCLI(c)
@@ -90,6 +119,7 @@ func syntheticCommand(stderr io.Writer) *cli.Command {
 				Measurement: c.String("measurement"),
 				AnomalyRate: c.Float64("anomaly-rate"),
 				GroundTruth: c.String("ground-truth"),
+				Shapes:      parseShapes(c.String("shapes")),
 			}
 			if err := errors.Join(derr, cfg.Validate()); err != nil {
 				return err

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,7 +13,17 @@ import (
 )
 
 func TestGeneratorIsReproducibleAndWellFormed(t *testing.T) {
-	cfg := syntheticConfig{Series: 7, Interval: time.Second, Seed: 42, Measurement: "synthetic"}
+	for _, list := range [][]string{nil, {shapeBurstyCounts}, {shapeFlatThenShift}, shapes[:]} {
+		name := strings.Join(list, ",")
+		if name == "" {
+			name = "default"
+		}
+		t.Run(name, func(t *testing.T) { testReproducible(t, list) })
+	}
+}
+
+func testReproducible(t *testing.T, shapes []string) {
+	cfg := syntheticConfig{Series: 7, Interval: time.Second, Seed: 42, Measurement: "synthetic", Shapes: shapes}
 	values := func(seed uint64) []float64 {
 		cfg.Seed = seed
 		g := newGenerator(cfg)

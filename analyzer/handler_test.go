@@ -18,11 +18,9 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/metricpipe/metricpipe/shared/anomaly"
 	"github.com/metricpipe/metricpipe/shared/influx"
 	"github.com/metricpipe/metricpipe/shared/point"
 	"github.com/metricpipe/metricpipe/shared/retry"
-	"github.com/metricpipe/metricpipe/shared/rules"
 )
 
 // captured is what the handlers under test published and wrote: alert
@@ -80,17 +78,10 @@ func testOutput(t *testing.T, c *captured, reg *prometheus.Registry) *output {
 // *now.
 func testHandler(t *testing.T, out *output, a *analysis, rulesYAML string, now *atomic.Int64) *handler {
 	t.Helper()
-	set, err := rules.Parse("rules.yaml", []byte(rulesYAML))
-	if err != nil {
-		t.Fatal(err)
-	}
-	params, err := anomaly.NewParams(a.Anomaly)
-	if err != nil {
-		t.Fatal(err)
-	}
+	eng := testEngine(t, a, rulesYAML).engine
 	var book atomic.Pointer[ruleBook]
-	book.Store(&ruleBook{set: set, gen: 1})
-	return &handler{out: out, dec: point.Decoder{Alias: true}, eng: newEngine(a, params, book.Load()), rules: &book,
+	book.Store(eng.book)
+	return &handler{out: out, dec: point.Decoder{Alias: true}, eng: eng, rules: &book,
 		now:    func() time.Time { return time.Unix(0, now.Load()) },
 		series: prometheus.NewGauge(prometheus.GaugeOpts{Name: "series"})}
 }

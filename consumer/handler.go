@@ -166,12 +166,19 @@ func (h *handler) stamp(p *point.Point, msgTime int64) bool {
 
 // Warm rebuilds the moving averages from messages an earlier owner of the
 // partition already wrote (see kafkaio.Warmer): their points go to the
-// stage as in Handle, and nowhere else. Messages that do not decode were
-// dead-lettered then and are skipped now.
-// It is the fallback (--state-replay) for when no checkpoint can be restored.
+// stage as in Handle, and nowhere else. It is the fallback (--state-replay)
+// for when no checkpoint can be restored.
 func (h *handler) Warm(batch []kafka.Message) {
-	h.dec.Arena.Reset()
 	now := h.now().UnixNano()
+	h.rebuild(batch, func(p *point.Point) { h.stage.Warm(p, now) })
+	h.observeStage()
+}
+
+// rebuild decodes and stamps, as Handle does, the points of messages handled
+// before, and gives to feed those the stage may have. Messages that do not
+// decode were dead-lettered then and are skipped now.
+func (h *handler) rebuild(batch []kafka.Message, feed func(p *point.Point)) {
+	h.dec.Arena.Reset()
 	for i := range batch {
 		m := &batch[i]
 		pts, err := h.dec.Decode(h.pts[:0], m.Value, kafkaio.HeaderValue(m, kafkaio.HeaderContentType))
@@ -180,14 +187,14 @@ func (h *handler) Warm(batch []kafka.Message) {
 		}
 		h.pts = pts
 		msgTime := m.Time.UnixNano()
+		h.stage.Mark(m.Offset)
 		for j := range pts {
 			if h.stamp(&pts[j], msgTime) {
-				h.stage.Warm(&pts[j], now)
+				feed(&pts[j])
 			}
 		}
 	}
 	h.pts = h.pts[:0]
-	h.observeStage()
 }
 
 // Checkpoint appends the partition's state, the stage's, to dst (see
@@ -208,24 +215,9 @@ func (h *handler) Restore(state []byte, taken time.Time) error {
 // positions and Process calls) and discards what it derives: nothing is
 // written, dead-lettered or counted. It does no housekeeping (Expire).
 func (h *handler) Replay(batch []kafka.Message) {
-	h.dec.Arena.Reset()
 	now := h.now().UnixNano()
-	for i := range batch {
-		m := &batch[i]
-		pts, err := h.dec.Decode(h.pts[:0], m.Value, kafkaio.HeaderValue(m, kafkaio.HeaderContentType))
-		if err != nil {
-			continue // dead-lettered when handled
-		}
-		h.pts = pts
-		msgTime := m.Time.UnixNano()
-		h.stage.Mark(m.Offset)
-		for j := range pts {
-			if h.stamp(&pts[j], msgTime) {
-				h.derived = h.stage.Process(&pts[j], now, h.derived[:0])
-			}
-		}
-	}
-	h.pts, h.derived = h.pts[:0], h.derived[:0]
+	h.rebuild(batch, func(p *point.Point) { h.derived = h.stage.Process(p, now, h.derived[:0]) })
+	h.derived = h.derived[:0]
 	h.stage.Reset()
 	h.absorbStats()
 }

@@ -178,7 +178,7 @@ func (e *engine) processField(p *point.Point, f *point.Field, arrived int64, out
 			lo, hi, _ := fc.Interval(1, e.a.IntervalZ)
 			halfBand = (hi - lo) / 2
 		}
-		v := s.det.Observe(y, e.params)
+		v := s.det.ObserveAt(t, y, e.params)
 		if v.HasForecast {
 			smp.Forecast, smp.HasForecast = v.Forecast, true
 			smp.Z, smp.Score, smp.Warm = v.Z, v.Score, v.Warm
@@ -290,7 +290,7 @@ func (e *engine) Expire(now int64, out *results) *results {
 // then refused (stream.ErrIncompatible), never misread.
 const (
 	checkpointKind    = "analyzer"
-	checkpointVersion = 1
+	checkpointVersion = 2
 	// minSeriesBytes is the least a series takes in a checkpoint, which
 	// bounds the count a damaged checkpoint may claim.
 	minSeriesBytes = 29

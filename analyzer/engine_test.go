@@ -15,7 +15,9 @@ import (
 )
 
 func testAnalysis() *analysis {
-	return &analysis{Forecast: forecast.DefaultConfig(), Anomaly: anomaly.Config{WarmUp: 10, HalfLife: 50, Clip: 4},
+	ac := anomaly.DefaultConfig()
+	ac.WarmUp, ac.HalfLife = 10, 50
+	return &analysis{Forecast: forecast.DefaultConfig(), Anomaly: ac,
 		IntervalZ: 3, SMAWindow: 3, EMAAlpha: 0.5, MaxSeries: 100, IdleTimeout: time.Hour, WriteForecasts: true}
 }
 

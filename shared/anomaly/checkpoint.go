@@ -23,6 +23,12 @@ func (d *Detector) Checkpoint(e *stream.Encoder) {
 	e.Uvarint(uint64(d.onset.age))
 	e.Uvarint(uint64(d.onset.calm))
 	e.Bool(d.onset.in)
+	e.Float64(d.onset.recent)
+	e.Float64(d.onset.lnMean)
+	e.Float64(d.onset.lnVar)
+	e.Uvarint(uint64(d.onset.onsets))
+	e.Bool(d.timed)
+	e.Varint(d.start)
 	e.Uvarint(uint64(d.outlier))
 	e.Bool(d.useSeason)
 }
@@ -42,6 +48,9 @@ func (d *Detector) Restore(dec *stream.Decoder) {
 	d.onset.age = uint16(upTo(dec, math.MaxUint16, "episode age"))
 	d.onset.calm = uint16(upTo(dec, math.MaxUint16, "episode calm"))
 	d.onset.in = dec.Bool()
+	d.onset.recent, d.onset.lnMean, d.onset.lnVar = dec.Float64(), dec.Float64(), dec.Float64()
+	d.onset.onsets = uint32(upTo(dec, math.MaxUint32, "onsets"))
+	d.timed, d.start = dec.Bool(), dec.Varint()
 	d.outlier = uint8(upTo(dec, maxClipped, "outliers clipped"))
 	d.useSeason = dec.Bool()
 }

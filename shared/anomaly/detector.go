@@ -2,6 +2,7 @@ package anomaly
 
 import (
 	"math"
+	"time"
 
 	"github.com/metricpipe/metricpipe/shared/forecast"
 )
@@ -33,6 +34,8 @@ type Detector struct {
 	prev      float64
 	n         uint32 // finite points seen, saturating
 	onset     onset
+	start     int64 // event time of the first point given a time (ObserveAt)
+	timed     bool  // start is set
 	outlier   uint8 // consecutive points fed to the forecaster clipped
 	useSeason bool  // the seasonal forecast is in use
 }
@@ -87,17 +90,48 @@ type Verdict struct {
 	// that phase). Alert rules `anomaly: {z: k}` compare it; it is high on
 	// every surprising point.
 	Z float64
-	// Score in [0, 1] marks the onset of an unusual episode: Score(Z) (the
-	// two-sided normal tail of Z on a log scale: 0.25 ≈ z 3, 0.5 ≈ z 4.9,
-	// 0.52 = z 5, 0.75 ≈ z 6.1, 1 from z ≈ 7.1) at the first point of an
-	// episode and outside episodes, 0 inside one. A point with Z ≥ 5
-	// opens an episode, which lasts at least 100 points, then until 50
-	// points in a row have Z < 3, and at most 600 points. So a rule
-	// `anomaly: {score: s}` with s ≥ 0.52 fires once per episode, at its
-	// start, and an operator picks s as the Z (≥ 5) an onset needs: 0.55
-	// ≈ z 5.2 is what the NAB benchmark chose. 0 until Warm.
+	// Score in [0, 1] marks the onset of an unusual episode, and is 0 on
+	// every other point. A point with Z ≥ Config.OnsetZ (5) opens an
+	// episode, which lasts at least MinEpisode (100) points, then until
+	// CalmLen (50) points in a row have Z < CalmZ (3), and at most
+	// MaxEpisode (600) points. Until the detector has tested every season
+	// length (722 points: 2.5 days at 5-minute points) an onset needs
+	// twice that Z: the first turns of a daily pattern it has not learned
+	// yet are not news.
+	//
+	// An onset scores the surprise of its Z under normal residuals, on a
+	// log scale (see Score: 0.52 at Z 5, 0.75 ≈ Z 6.1, 1 from Z ≈ 7.1),
+	// unless the series has recently had more than one onset at least as
+	// large: then it scores no more than the surprise of one more at their
+	// rate (−log₁₀ of the excess count per RecurrenceHalfLife/ln 2 points,
+	// over 12). A series' daily burst scores about 0.25; one burst far
+	// larger than its usual ones still scores as before. So a rule
+	// `anomaly: {score: s}` fires once per unusual episode, at its start;
+	// `analyzer eval` chooses s on the NAB corpus (about 0.3). 0 until Warm.
 	Score float64
 	Warm  bool // the detector has seen its warm-up: Z and Score count
+}
+
+// day is the shortest season the detector looks for, in nanoseconds.
+const day = int64(24 * time.Hour)
+
+// ObserveAt is Observe for a point of event time t (Unix nanoseconds):
+// the series is also Warm only once it spans the time its seasonal
+// forecast needs, if its sampling is slow enough for a day to be one of
+// its seasons (a day in at most ringLen points: 5-minute points, not
+// 1-minute ones): two days from its first point, one to learn the day's
+// pattern and one to be judged against it. Before that, the first turns
+// of a pattern the detector has never seen would be its "anomalies". The
+// forecasts and Z are those of Observe.
+func (d *Detector) ObserveAt(t int64, y float64, p Params) Verdict {
+	if !d.timed {
+		d.start, d.timed = t, true
+	}
+	span := t - d.start
+	// The mean step so far is span/n: a day fits in the seasonal ring
+	// when day ≤ ringLen·span/n.
+	slow := span > 0 && float64(span)*ringLen >= float64(d.n)*float64(day)
+	return d.observe(y, p, !slow || span >= 2*day)
 }
 
 // Observe forecasts y, scores it against the forecast, then learns it.
@@ -106,7 +140,10 @@ type Verdict struct {
 // outlier run is short, so that a spike does not drag the forecast (and
 // the next points' residuals) after it. A non-finite y is a missing point:
 // it yields an empty Verdict, and both forecasts step over it in phase.
-func (d *Detector) Observe(y float64, p Params) Verdict {
+func (d *Detector) Observe(y float64, p Params) Verdict { return d.observe(y, p, true) }
+
+// observe is Observe; the point is not Warm unless seasonsSeen.
+func (d *Detector) observe(y float64, p Params, seasonsSeen bool) Verdict {
 	if !finite(y) {
 		d.fc.Update(y)
 		d.season.skip()
@@ -119,13 +156,13 @@ func (d *Detector) Observe(y float64, p Params) Verdict {
 	if seasonal {
 		use = s
 	}
-	v := Verdict{Forecast: use.forecast, HasForecast: use.ok, Z: use.z, Warm: use.warm}
+	v := Verdict{Forecast: use.forecast, HasForecast: use.ok, Z: use.z, Warm: use.warm && seasonsSeen}
 	if v.Warm {
-		v.Score = Score(d.onset.gate(v.Z))
+		v.Score = d.onset.score(v.Z, math.Abs(y-v.Forecast), d.n >= seasonSettled, p)
 	}
 
 	feed := y
-	if v.Warm && v.Z > p.clip && d.outlier < maxClipped {
+	if use.warm && v.Z > p.clip && d.outlier < maxClipped {
 		d.outlier++
 		feed = v.Forecast + math.Copysign(p.clip*use.scale, y-v.Forecast)
 	} else if v.Z <= p.clip {

@@ -5,7 +5,14 @@ import (
 	"testing"
 )
 
+// onsetZ is the default OnsetZ, for tests.
+var onsetZ = DefaultConfig().OnsetZ
+
 func TestOnsetGate(t *testing.T) {
+	p, err := NewParams(DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
 	// zs lists the z of each point as (value, how many points); want the
 	// points, counted from 0, whose z gets through the gate at onsetZ or
 	// more.
@@ -16,10 +23,8 @@ func TestOnsetGate(t *testing.T) {
 		i := 0
 		for _, run := range zs {
 			for range int(run[1]) {
-				if g := o.gate(run[0]); g >= onsetZ {
+				if o.gate(run[0], p) {
 					got = append(got, i)
-				} else if g != 0 && g != run[0] {
-					t.Fatalf("%s: gate(%v) = %v, want the z or 0", name, run[0], g)
 				}
 				i++
 			}
@@ -45,7 +50,7 @@ func TestOnsetGate(t *testing.T) {
 	// Points below onsetZ outside an episode pass through without opening
 	// one.
 	var o onset
-	if g := o.gate(4.9); g != 4.9 || o.in {
-		t.Errorf("gate(4.9) outside an episode = %v, in %v; want 4.9, no episode", g, o.in)
+	if o.gate(4.9, p) || o.in {
+		t.Errorf("gate(4.9) outside an episode opened one")
 	}
 }

@@ -6,9 +6,14 @@ import (
 	"math"
 )
 
-// Config sets how a Detector's residual scales (Scorers) adapt. The rest
-// of the detector (its seasonal forecast, its scale floor, its episodes)
-// needs no configuration.
+// Config sets how a Detector judges points: how its residual scales
+// (Scorers) adapt, and what makes an onset. The seasonal forecast and the
+// scale floor need no configuration.
+//
+// The analyzer runs DefaultConfig apart from WarmUp (--warm-up). The rest
+// were chosen on the NAB corpus, and `analyzer eval` chooses them again
+// inside every fold of its cross-validation (see analyzer/eval.go), so
+// that its headline score holds for series they were not chosen on.
 type Config struct {
 	// WarmUp is how many residuals a series must have seen before it is
 	// warm: before that its scores are computed but nothing acts on them.
@@ -19,10 +24,28 @@ type Config struct {
 	// Clip bounds, in units of the current scale, how much one residual can
 	// move the scale: an outlier must not hide the ones that follow it.
 	Clip float64
+	// OnsetZ is the residual z from which a surprise opens an episode.
+	// An episode lasts at least MinEpisode points, then until CalmLen
+	// points in a row have z below CalmZ, and at most MaxEpisode points:
+	// long enough to cover the ringing after a surprise (a forecaster
+	// thrown off, then re-converging), so that a burst, a level shift the
+	// forecast is still catching up with, or a stretch of turbulence is
+	// one episode, and not so long that a series never calm enough is
+	// silenced for good.
+	OnsetZ, CalmZ                   float64
+	CalmLen, MinEpisode, MaxEpisode int
+	// RecurrenceHalfLife, in points, is how long a series remembers its
+	// onsets: an onset like the ones it has had recently scores by how
+	// often those came (see Verdict.Score).
+	RecurrenceHalfLife int
 }
 
 // DefaultConfig is the analyzer's default.
-func DefaultConfig() Config { return Config{WarmUp: 30, HalfLife: 200, Clip: 4} }
+func DefaultConfig() Config {
+	return Config{WarmUp: 30, HalfLife: 200, Clip: 4,
+		OnsetZ: 5, CalmZ: 2.5, CalmLen: 50, MinEpisode: 100, MaxEpisode: 600,
+		RecurrenceHalfLife: 3000}
+}
 
 // Validate reports every bad setting.
 func (c Config) Validate() error {
@@ -36,6 +59,16 @@ func (c Config) Validate() error {
 	if !(c.Clip >= 1) || math.IsInf(c.Clip, 0) {
 		errs = append(errs, fmt.Errorf("anomaly clip %v: want a finite value ≥ 1", c.Clip))
 	}
+	if !(c.CalmZ > 0 && c.OnsetZ > c.CalmZ) || math.IsInf(c.OnsetZ, 0) {
+		errs = append(errs, fmt.Errorf("anomaly onset z %v, calm z %v: want 0 < calm z < onset z, finite", c.OnsetZ, c.CalmZ))
+	}
+	if c.CalmLen < 1 || c.MinEpisode < 0 || c.MaxEpisode < max(c.MinEpisode, 1) || c.MaxEpisode > math.MaxUint16 {
+		errs = append(errs, fmt.Errorf("anomaly episodes: calm length %d, min %d, max %d points: want calm length ≥ 1, 0 ≤ min ≤ max ≤ %d",
+			c.CalmLen, c.MinEpisode, c.MaxEpisode, math.MaxUint16))
+	}
+	if c.RecurrenceHalfLife < 1 {
+		errs = append(errs, fmt.Errorf("anomaly recurrence half-life %d: want ≥ 1", c.RecurrenceHalfLife))
+	}
 	return errors.Join(errs...)
 }
 
@@ -45,6 +78,11 @@ type Params struct {
 	warmUp uint32
 	decay  float64 // weight kept by the old scale at each point
 	clip   float64
+
+	onsetZ, calmZ                   float64
+	calmLen, minEpisode, maxEpisode uint16
+	recurDecay                      float64 // weight kept by a past onset at each point
+	recurWindow                     float64 // points an onset counts for in all: RecurrenceHalfLife/ln 2
 }
 
 // NewParams validates c.
@@ -52,7 +90,12 @@ func NewParams(c Config) (Params, error) {
 	if err := c.Validate(); err != nil {
 		return Params{}, err
 	}
-	return Params{warmUp: uint32(c.WarmUp), decay: math.Exp2(-1 / float64(c.HalfLife)), clip: c.Clip}, nil
+	return Params{warmUp: uint32(c.WarmUp), decay: math.Exp2(-1 / float64(c.HalfLife)), clip: c.Clip,
+		onsetZ: c.OnsetZ, calmZ: c.CalmZ,
+		calmLen: uint16(min(c.CalmLen, math.MaxUint16)), minEpisode: uint16(c.MinEpisode), maxEpisode: uint16(c.MaxEpisode),
+		recurDecay:  math.Exp2(-1 / float64(c.RecurrenceHalfLife)),
+		recurWindow: float64(c.RecurrenceHalfLife) / math.Ln2,
+	}, nil
 }
 
 // Scorer tracks the residual scale of one forecast of one series: an
@@ -124,9 +167,21 @@ func Score(z float64) float64 {
 	if !(z > 0) {
 		return 0
 	}
-	p := math.Erfc(z / math.Sqrt2)
-	if p <= 0 {
-		return 1
+	return scoreOf(surprise(z))
+}
+
+// scoreOf maps a surprise (−log₁₀ of a probability) to [0, 1].
+func scoreOf(s float64) float64 { return min(1, max(s, 0)/12) }
+
+// surprise is −log₁₀ of the two-sided normal tail probability of z > 0,
+// without the underflow of the plain formula beyond z ≈ 38: the
+// recurrence of an onset (see onset.score) must be able to bring down
+// even a huge z.
+func surprise(z float64) float64 {
+	if z < 30 {
+		return -math.Log10(math.Erfc(z / math.Sqrt2))
 	}
-	return min(1, -math.Log10(p)/12)
+	// erfc(x) ≈ exp(−x²)/(x√π) for large x.
+	x := z / math.Sqrt2
+	return (x*x + math.Log(x*math.SqrtPi)) / math.Ln10
 }

@@ -64,7 +64,12 @@ func TestScorerFindsOutliersInNoise(t *testing.T) {
 }
 
 func TestScorerWarmUp(t *testing.T) {
-	p, _ := NewParams(Config{WarmUp: 5, HalfLife: 10, Clip: 3})
+	c := DefaultConfig()
+	c.WarmUp, c.HalfLife, c.Clip = 5, 10, 3
+	p, err := NewParams(c)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var s Scorer
 	for i := range 5 {
 		if _, warm := s.Observe(1, 0, p); warm {
@@ -83,8 +88,8 @@ func TestScorerWarmUp(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	err := Config{WarmUp: 1, HalfLife: 0, Clip: math.NaN()}.Validate()
-	for _, want := range []string{"warm-up 1", "half-life 0", "clip NaN"} {
+	err := Config{WarmUp: 1, HalfLife: 0, Clip: math.NaN(), OnsetZ: 3, CalmZ: 3, CalmLen: 0, MinEpisode: 10, MaxEpisode: 5}.Validate()
+	for _, want := range []string{"warm-up 1", "half-life 0", "clip NaN", "onset z 3, calm z 3", "calm length 0, min 10, max 5", "recurrence half-life 0"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() = %v, want it to name %q", err, want)
 		}

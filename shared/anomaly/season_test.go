@@ -179,4 +179,5 @@ func TestConstants(t *testing.T) {
 	}
 	f("lagDecay", lagDecay, lagHalfLife)
 	f("stepDecay", stepDecay, stepHalfLife)
+	f("onsetDecay", onsetDecay, onsetMemory)
 }

@@ -15,9 +15,11 @@ import (
 // category's own series scored at it.
 type Fold struct {
 	Category string
-	// Threshold is what Optimize chose on the series of every other
-	// category; this category's series played no part in it.
+	// Threshold and Settings are what the Tuner chose on the series of
+	// every other category; this category's series played no part in
+	// them.
 	Threshold float64
+	Settings  string
 	// Result scores this category's series only, at Threshold. Its
 	// Normalized is NaN for a category without scored windows.
 	Result Result
@@ -72,15 +74,56 @@ func subset(c *Corpus, scores map[string][]float64, keep func(name string) bool)
 	return sub, sc
 }
 
+// Choice is what a Tuner chose: the detector settings (described, "" when
+// only the threshold is tuned), the threshold, and the scores of the
+// corpus' series under those settings.
+type Choice struct {
+	Settings  string
+	Threshold float64
+	Scores    map[string][]float64 // by series name: at least every series of the corpus
+}
+
+// A Tuner chooses settings and a threshold under p on the series of train
+// alone, the way the detector's tuned quantities are chosen.
+type Tuner func(train *Corpus, p Profile) (Choice, error)
+
+// ThresholdTuner tunes only the threshold (Optimize) of fixed scores.
+func ThresholdTuner(scores map[string][]float64) Tuner {
+	return func(train *Corpus, p Profile) (Choice, error) {
+		th, _, err := Optimize(train, Subset(train, scores), p)
+		return Choice{Threshold: th, Scores: scores}, err
+	}
+}
+
+// Subset returns the scores of c's series.
+func Subset(c *Corpus, scores map[string][]float64) map[string][]float64 {
+	sub := make(map[string][]float64, len(c.Series))
+	for _, s := range c.Series {
+		sub[s.Name] = scores[s.Name]
+	}
+	return sub
+}
+
 // CrossValidate scores scores under p by leave-one-category-out
-// cross-validation: for each category (see Categories) it chooses the
-// threshold with Optimize on the series of every other category and
-// scores the category's series at it. Combined is then an honest estimate
-// of the score on unseen series, unlike Optimize's, which chooses the
-// threshold on the very series it scores. It needs at least two
-// categories. Errors are those of Score. It only reads its arguments.
+// cross-validation, tuning the threshold only: CrossValidateTuned with
+// ThresholdTuner(scores). It needs at least two categories.
 func CrossValidate(c *Corpus, scores map[string][]float64, p Profile) (CVResult, error) {
 	if err := checkInputs(c, scores, p); err != nil {
+		return CVResult{}, fmt.Errorf("cross-validate under profile %q: %w", p.Name, err)
+	}
+	return CrossValidateTuned(c, p, ThresholdTuner(scores))
+}
+
+// CrossValidateTuned scores a detector under p by leave-one-category-out
+// cross-validation: for each category (see Categories) tune chooses the
+// settings and threshold on the series of every other category, and the
+// category's series are scored with them. Combined is then an honest
+// estimate of the score on unseen series, unlike Optimize's, which
+// chooses the threshold on the very series it scores, as long as tune
+// chooses everything that was chosen by looking at scores. It needs at
+// least two categories. Errors are tune's and those of Score.
+func CrossValidateTuned(c *Corpus, p Profile, tune Tuner) (CVResult, error) {
+	if err := c.Validate(); err != nil {
 		return CVResult{}, fmt.Errorf("cross-validate under profile %q: %w", p.Name, err)
 	}
 	cats := Categories(c)
@@ -91,14 +134,17 @@ func CrossValidate(c *Corpus, scores map[string][]float64, p Profile) (CVResult,
 	res := CVResult{Combined: Result{Profile: p.Name, Threshold: math.NaN()}}
 	files := map[string]FileResult{}
 	for _, cat := range cats {
-		train, trainScores := subset(c, scores, func(name string) bool { return Category(name) != cat })
-		test, testScores := subset(c, scores, func(name string) bool { return Category(name) == cat })
-		th, _, err := Optimize(train, trainScores, p)
+		train, _ := subset(c, nil, func(name string) bool { return Category(name) != cat })
+		ch, err := tune(train, p)
 		if err != nil {
 			return CVResult{}, fmt.Errorf("cross-validate category %s: %w", cat, err)
 		}
-		r := score(test, testScores, p, th)
-		res.Folds = append(res.Folds, Fold{Category: cat, Threshold: th, Result: r})
+		test, testScores := subset(c, ch.Scores, func(name string) bool { return Category(name) == cat })
+		if err := checkInputs(test, testScores, p); err != nil {
+			return CVResult{}, fmt.Errorf("cross-validate category %s: %w", cat, err)
+		}
+		r := score(test, testScores, p, ch.Threshold)
+		res.Folds = append(res.Folds, Fold{Category: cat, Threshold: ch.Threshold, Settings: ch.Settings, Result: r})
 		res.Combined.Raw += r.Raw
 		res.Combined.Null += r.Null
 		res.Combined.Perfect += r.Perfect
@@ -145,13 +191,26 @@ func WriteCVReport(w io.Writer, results []CVResult) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(w, "\n%s, per category (threshold chosen on the other categories):\n", r.Combined.Profile)
+		tuned := slices.ContainsFunc(r.Folds, func(f Fold) bool { return f.Settings != "" })
+		what := "threshold"
+		if tuned {
+			what = "settings and threshold"
+		}
+		fmt.Fprintf(w, "\n%s, per category (%s chosen on the other categories):\n", r.Combined.Profile, what)
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintf(tw, "  category\tfiles\twindows\tthreshold\tscore\traw\tTP\tFP\tFN\n")
+		fmt.Fprintf(tw, "  category\tfiles\twindows\tthreshold\tscore\traw\tTP\tFP\tFN")
+		if tuned {
+			fmt.Fprintf(tw, "\tsettings")
+		}
+		fmt.Fprintln(tw)
 		for _, f := range r.Folds {
 			fr := f.Result
-			fmt.Fprintf(tw, "  %s\t%d\t%d\t%s\t%s\t%.3f\t%d\t%d\t%d\n", f.Category, len(fr.Files), fr.TP+fr.FN,
+			fmt.Fprintf(tw, "  %s\t%d\t%d\t%s\t%s\t%.3f\t%d\t%d\t%d", f.Category, len(fr.Files), fr.TP+fr.FN,
 				strconv.FormatFloat(f.Threshold, 'g', 6, 64), formatScore(fr.Normalized), fr.Raw, fr.TP, fr.FP, fr.FN)
+			if tuned {
+				fmt.Fprintf(tw, "\t%s", f.Settings)
+			}
+			fmt.Fprintln(tw)
 		}
 		err = tw.Flush()
 	}

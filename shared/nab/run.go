@@ -36,7 +36,7 @@ const resultHeader = "timestamp,value,anomaly_score\n"
 const ctxCheckRows = 4096
 
 // Run feeds every series of c to its own detector, newDetector(name), and
-// writes the scores to outDir/<name> ("category/name.csv") as
+// writes the scores (unless outDir is empty) to outDir/<name> ("category/name.csv") as
 // "timestamp,value,anomaly_score" rows, one per input row in input order,
 // timestamps written as in the input and numbers in the shortest form that
 // parses back to the same float64. It returns the scores by series name;
@@ -92,8 +92,12 @@ feed:
 	return res, nil
 }
 
-// runSeries runs d over s and writes its result file.
+// runSeries runs d over s and writes its result file, unless outDir is
+// empty.
 func runSeries(ctx context.Context, s *Series, d Detector, outDir string) (scores []float64, err error) {
+	if outDir == "" {
+		return scoreSeries(ctx, s, d)
+	}
 	path := filepath.Join(outDir, filepath.FromSlash(s.Name))
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("write results of %s: %w", s.Name, err)
@@ -134,6 +138,23 @@ func runSeries(ctx context.Context, s *Series, d Detector, outDir string) (score
 	}
 	if err := os.Rename(f.Name(), path); err != nil {
 		return nil, fmt.Errorf("write results of %s: %w", s.Name, err)
+	}
+	return scores, nil
+}
+
+// scoreSeries runs d over s.
+func scoreSeries(ctx context.Context, s *Series, d Detector) (scores []float64, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			scores, err = nil, fmt.Errorf("detector for %s panicked: %v", s.Name, r)
+		}
+	}()
+	scores = make([]float64, len(s.Times))
+	for i, t := range s.Times {
+		if i%ctxCheckRows == 0 && ctx.Err() != nil {
+			return nil, context.Cause(ctx)
+		}
+		scores[i] = d.Score(t, s.Values[i])
 	}
 	return scores, nil
 }

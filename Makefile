@@ -6,7 +6,7 @@ LDFLAGS := -X github.com/metricpipe/metricpipe/shared/service.version=$(VERSION)
 SERVICES := producer consumer analyzer
 FUZZTIME ?= 2m
 
-.PHONY: help build test test-faults test-race test-unit vet bench eval docs fuzz demo testbed-start testbed-stop clean
+.PHONY: help build test test-faults test-race test-unit vet bench eval eval-gate docs fuzz demo testbed-start testbed-stop clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -55,7 +55,14 @@ eval: ## score the anomaly detector on a NAB corpus (NAB=dir, default ../shared/
 	@mkdir -p bin .cache/eval
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ ./analyzer
 	bin/analyzer eval --data $(NAB)/data --labels $(NAB)/labels/combined_windows.json \
-	  --out .cache/eval/results --save-thresholds .cache/eval/thresholds.json
+	  --out .cache/eval/results --save-thresholds .cache/eval/thresholds.json $(EVAL_FLAGS)
+
+# CI's detection quality gate (.ci/run): make eval, failing when the
+# cross-validated standard score is below EVAL_FLOOR, the score when the
+# floor was last set minus 2 points.
+EVAL_FLOOR ?= 64.5
+eval-gate: ## make eval, failing below the cross-validated standard score EVAL_FLOOR
+	$(MAKE) eval EVAL_FLAGS="--fail-below standard=$(EVAL_FLOOR)"
 
 docs: ## regenerate docs/configuration.md from the services' flags
 	$(GO) test ./internal/docs -run TestConfigurationReference -update

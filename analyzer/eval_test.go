@@ -2,6 +2,11 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -108,7 +113,7 @@ func TestWriteScores(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c, scores := evalCorpus(tc.series...)
 			var b bytes.Buffer
-			chosen, err := writeScores(&b, c, scores, tc.saved, "saved.json")
+			chosen, _, err := writeScores(&b, c, scores, nil, tc.saved, "saved.json")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -144,5 +149,93 @@ func TestWriteScores(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// writeEvalCorpus writes a two-category NAB corpus to a temporary folder:
+// in each category one series of 3,000 one-minute points of noise with a
+// jump of 30 at row 2,000, labelled, and one without. It returns the data
+// folder and the labels file.
+func writeEvalCorpus(t *testing.T) (data, labels string) {
+	t.Helper()
+	dir := t.TempDir()
+	data = filepath.Join(dir, "data")
+	rng := rand.New(rand.NewPCG(31, 32))
+	start := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	windows := map[string][]string{}
+	for _, cat := range []string{"x", "y"} {
+		for _, name := range []string{"jump.csv", "quiet.csv"} {
+			var b strings.Builder
+			b.WriteString("timestamp,value\n")
+			for i := range 3000 {
+				v := 100 + rng.NormFloat64()
+				if name == "jump.csv" && i >= 2000 {
+					v += 30
+				}
+				fmt.Fprintf(&b, "%s,%.3f\n", start.Add(time.Duration(i)*time.Minute).Format(nab.TimeLayout), v)
+			}
+			if err := os.MkdirAll(filepath.Join(data, cat), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(data, cat, name), []byte(b.String()), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			windows[cat+"/"+name] = nil
+			if name == "jump.csv" {
+				windows[cat+"/"+name] = []string{
+					start.Add(1950*time.Minute).Format(nab.TimeLayout) + ".000000",
+					start.Add(2050*time.Minute).Format(nab.TimeLayout) + ".000000"}
+			}
+		}
+	}
+	pairs := map[string][][]string{}
+	for name, w := range windows {
+		pairs[name] = [][]string{}
+		if w != nil {
+			pairs[name] = [][]string{w}
+		}
+	}
+	js, err := json.Marshal(pairs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels = filepath.Join(dir, "windows.json")
+	if err := os.WriteFile(labels, js, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return data, labels
+}
+
+// TestEvalTunesPerFold: `analyzer eval` re-chooses the tuned settings in
+// every fold and says which; --fail-below fails the run when the headline
+// score is under the floor, naming profile, floor and score.
+func TestEvalTunesPerFold(t *testing.T) {
+	data, labels := writeEvalCorpus(t)
+	run := func(extra ...string) (string, error) {
+		var out bytes.Buffer
+		app := newApp(&out, &out)
+		args := append([]string{"analyzer", "eval", "--data", data, "--labels", labels, "--out", t.TempDir()}, extra...)
+		err := app.Run(args)
+		return out.String(), err
+	}
+	out, err := run("--fail-below", "standard=50")
+	if err != nil {
+		t.Fatalf("eval: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"each category scored with the threshold and onset-z, calm-z, calm-len, min-episode, max-episode, recurrence-half-life chosen on the other categories only",
+		"standard, per category (settings and threshold chosen on the other categories):",
+		"onset-z=", "cross-validated with the analyzer's settings fixed", "tuning ran the detector with",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in:\n%s", want, out)
+		}
+	}
+	out, err = run("--fail-below", "standard=101", "--fail-below", "reward_low_FP_rate=0")
+	if err == nil || !strings.Contains(err.Error(), "--fail-below standard=101: the cross-validated standard score is") || strings.Contains(err.Error(), "reward_low_FP_rate") {
+		t.Errorf("eval with a floor of 101: %v, want the standard floor reported alone\n%s", err, out)
+	}
+	if _, err := run("--fail-below", "standard"); err == nil || !strings.Contains(err.Error(), "want PROFILE=SCORE") {
+		t.Errorf("--fail-below standard: %v, want a usage error", err)
 	}
 }

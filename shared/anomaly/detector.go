@@ -21,7 +21,7 @@ import (
 // series' typical step (Verdict.Z), and the score is kept to the onsets of
 // unusual episodes (Verdict.Score).
 //
-// A Detector is one allocation of 840 bytes (896 as allocated), plus its
+// A Detector is one allocation of 888 bytes (896 as allocated), plus its
 // forecaster: 1,664 bytes per series with the default Auto forecaster.
 // Observe is O(1) and does not allocate. Not safe for concurrent use.
 type Detector struct {

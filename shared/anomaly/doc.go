@@ -7,12 +7,21 @@
 //     typical step (so that noise-free, quantized or flat series do not
 //     turn rounding errors into alarms). It is high on every surprising
 //     point; alert rules `anomaly: {z: k}` use it.
-//   - Score in [0, 1], high only at the onset of an unusual episode: the
-//     point's z on a log scale of its normal tail probability (see
-//     [Score]) when it opens an episode, 0 for the rest of the episode.
-//     Alert rules `anomaly: {score: s}` use it, and so does the NAB
-//     evaluation (`analyzer eval`), which rewards the first detection of
-//     each anomaly and charges every false one.
+//   - Score in [0, 1], non-zero only at the onset of an unusual episode:
+//     the point's z on a log scale of its normal tail probability (see
+//     [Score]), or, when the series has recently had more than one onset
+//     at least as large, no more than the surprise of one more at their
+//     rate (see Verdict.Score): a series' habitual bursts stop paging
+//     after about eight of them. Alert rules `anomaly: {score: s}` use it,
+//     and so does the NAB evaluation (`analyzer eval`), which rewards the
+//     first detection of each anomaly and charges every false one.
+//
+// # Warm-up
+//
+// A series is Warm after Config.WarmUp residuals and, given event times
+// (ObserveAt), if its sampling makes a day one of its seasons (5-minute
+// points, not 1-minute ones), two days after its first point: one to learn
+// the day's pattern, one to be judged against it.
 //
 // # Forecasts
 //

@@ -91,7 +91,7 @@ func evalCommand() *cli.Command {
 			&cli.StringFlag{Name: "model", Value: string(forecast.DefaultConfig().Kind), Usage: "forecaster: holt, holt-winters, ar or auto", EnvVars: env("model")},
 			&cli.StringFlag{Name: "season", Usage: "seasonal period in points for Holt-Winters (empty: none)", EnvVars: env("season")},
 			&cli.IntFlag{Name: "ar-order", Value: forecast.DefaultConfig().Order, Usage: "order p of the autoregressive model", EnvVars: env("ar-order")},
-			&cli.IntFlag{Name: "warm-up", Value: anomaly.DefaultConfig().WarmUp, Usage: "points before a series can raise anomalies", EnvVars: env("warm-up")},
+			&cli.IntFlag{Name: "warm-up", Value: anomaly.DefaultConfig().WarmUp, Usage: "points before a series can raise anomalies (and two days of its own time if it is sampled every 5 minutes or slower)", EnvVars: env("warm-up")},
 			&cli.StringSliceFlag{Name: "fail-below", Usage: "PROFILE=SCORE: exit non-zero when the headline (cross-validated) score of PROFILE is below SCORE; repeatable", EnvVars: env("fail-below")},
 		},
 		Action: func(c *cli.Context) error {

@@ -44,7 +44,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		&cli.IntFlag{Name: "ar-order", Value: forecast.DefaultConfig().Order, Usage: "order p of the autoregressive model", EnvVars: env("ar-order"), Category: "Forecast"},
 		&cli.Float64Flag{Name: "interval-z", Value: 3, Usage: "prediction band half-width in residual standard deviations (<field>_lower/_upper)", EnvVars: env("interval-z"), Category: "Forecast"},
 		&cli.BoolFlag{Name: "write-forecasts", Value: true, Usage: "write <field>_forecast, _lower, _upper and _anomaly_score for every point", EnvVars: env("write-forecasts"), Category: "Forecast"},
-		&cli.IntFlag{Name: "warm-up", Value: anomaly.DefaultConfig().WarmUp, Usage: "points a series must have before it can raise anomalies", EnvVars: env("warm-up"), Category: "Anomaly"},
+		&cli.IntFlag{Name: "warm-up", Value: anomaly.DefaultConfig().WarmUp, Usage: "points a series must have before it can raise anomalies; a series sampled every 5 minutes or slower also waits for two days of its own time (see the README)", EnvVars: env("warm-up"), Category: "Anomaly"},
 		// The consumer's moving-average flags: the same values make rules on
 		// sma and ema test exactly the consumer's <field>_sma and _ema.
 		&cli.IntFlag{Name: "sma-window", Value: 10, Usage: "points in the simple moving average threshold rules test as \"of: sma\", the consumer's <field>_sma (0: off)", EnvVars: env("sma-window"), Category: "Alerts"},

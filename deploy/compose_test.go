@@ -295,7 +295,7 @@ func TestCompose(t *testing.T) {
 			`test: ["CMD", "healthcheck"]`, `test: ["CMD-SHELL", "curl -f http://localhost:9101/readyz"]`,
 			"the image has no shell and no curl"},
 		{"rules do not load", "deploy/rules.yaml",
-			"anomaly: {score: 0.6}", "anomaly: {score: 1.5}",
+			"anomaly: {score: 0.3}", "anomaly: {score: 1.5}",
 			"analyzer: rules ./deploy/rules.yaml do not load"},
 		{"prometheus scrapes the wrong port", "deploy/prometheus/prometheus.yml",
 			`"consumer:9102"`, `"consumer:9112"`,

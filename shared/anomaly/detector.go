@@ -38,6 +38,7 @@ type Detector struct {
 	timed     bool  // start is set
 	outlier   uint8 // consecutive points fed to the forecaster clipped
 	useSeason bool  // the seasonal forecast is in use
+	grid      int16 // the values' resolution, the scales' other floor: see learnQuantum
 }
 
 const (
@@ -85,9 +86,10 @@ type Verdict struct {
 	// adaptive scale of that forecast's residuals (√(π/2) times their
 	// exponentially weighted mean absolute value, half-life
 	// Config.HalfLife, each residual clipped at Config.Clip·σ), floored at
-	// the series' mean absolute step |y(t) − y(t−1)| (and, for the
-	// seasonal forecast, at a fifth of how much the pattern moves around
-	// that phase). Alert rules `anomaly: {z: k}` compare it; it is high on
+	// the series' mean absolute step |y(t) − y(t−1)|, at the resolution
+	// its values are reported at (0.1 for 44.2) and, for the seasonal
+	// forecast, at a fifth of how much the pattern moves around that
+	// phase. Alert rules `anomaly: {z: k}` compare it; it is high on
 	// every surprising point.
 	Z float64
 	// Score in [0, 1] marks the onset of an unusual episode, and is 0 on
@@ -149,7 +151,7 @@ func (d *Detector) observe(y float64, p Params, seasonsSeen bool) Verdict {
 		d.season.skip()
 		return Verdict{}
 	}
-	floor := d.step
+	floor := max(d.step, d.quantum())
 	f := d.forecaster(y, floor, p)
 	s, seasonal := d.seasonal(y, floor, f.ok, p)
 	use := f
@@ -188,6 +190,7 @@ func (d *Detector) observe(y float64, p Params, seasonsSeen bool) Verdict {
 	d.season.update(y, level, p.clip*s.scale, learn)
 	d.fc.Update(feed)
 	d.learnStep(y)
+	d.learnQuantum(y)
 	return v
 }
 
@@ -257,6 +260,71 @@ func (d *Detector) learnStep(y float64) {
 	if d.n < math.MaxUint32 {
 		d.n++
 	}
+}
+
+const (
+	// maxSignificant is the most significant digits a value may have and
+	// still be on a decimal grid (see learnQuantum); a value with more is
+	// continuous for the detector.
+	maxSignificant = 9
+	// gridMultiples is 10^maxSignificant: beyond as many multiples of a
+	// quantum, float64 cannot tell whether a value is on its grid.
+	gridMultiples = 1e9
+	// gridBias offsets Detector.grid, so that it fits in 2 bytes and 0
+	// means no grid yet: the quantum is 10^(grid − gridBias), and every
+	// finite value's quantum is 10⁻³¹⁶ (grid 84) to 10³⁰⁶.
+	gridBias = 400
+	// gridOff is Detector.grid once a value is off any grid.
+	gridOff = -1
+)
+
+// quantum returns the series' quantum (see learnQuantum), 0 if none.
+func (d *Detector) quantum() float64 {
+	if d.grid <= 0 {
+		return 0
+	}
+	return math.Pow10(int(d.grid) - gridBias)
+}
+
+// learnQuantum narrows the series' quantum to the finite value y: the
+// coarsest power of ten that every value seen is a whole multiple of
+// (0.1 for 44.2, 10.3 and 95.8), and no coarser than a hundredth of any
+// non-zero value (the trailing zeros of 50 or 1200 say nothing of their
+// resolution). A metric reported on a grid cannot move by less than a
+// quantum, so one quantum of change is never a surprise, even on a series
+// so flat that its mean step is near 0 (issue 15). The values show the
+// quantum before the series moves; its smallest step would not: a
+// constant series' first step is its first level shift (a floor that
+// size would hide the next), and a jittery one's first jitter comes
+// before any step has shown it. There is no quantum until a non-zero
+// value, nor once a value has more than maxSignificant digits (gridOff):
+// most series are not on a grid, and for them this costs a comparison
+// per point.
+func (d *Detector) learnQuantum(y float64) {
+	a := math.Abs(y)
+	// 0 is on every grid, and a subnormal value's grid underflows.
+	if d.grid == gridOff || a < 0x1p-1022 || d.grid > 0 && onGrid(a, d.quantum()) {
+		return
+	}
+	e := int(math.Floor(math.Log10(a))) - 2
+	for range maxSignificant - 2 {
+		if onGrid(a, math.Pow10(e)) {
+			if g := int16(e + gridBias); d.grid == 0 || g < d.grid {
+				d.grid = g
+			}
+			return
+		}
+		e--
+	}
+	d.grid = gridOff
+}
+
+// onGrid reports whether a > 0 is a whole multiple of q > 0, up to the
+// rounding of decimal values in binary; a that is too many multiples of q
+// to tell counts as on it.
+func onGrid(a, q float64) bool {
+	r := a / q
+	return r > gridMultiples || math.Round(r) >= 1 && math.Abs(r-math.Round(r)) <= 1e-6
 }
 
 // Forecaster is the detector's forecaster, for multi-step forecasts and

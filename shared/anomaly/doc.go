@@ -4,9 +4,10 @@
 //
 //   - Z, the residual z-score |y − ŷ|/σ of the point, with σ a robust,
 //     adaptive scale of the forecast's residuals floored at the series'
-//     typical step (so that noise-free, quantized or flat series do not
-//     turn rounding errors into alarms). It is high on every surprising
-//     point; alert rules `anomaly: {z: k}` use it.
+//     typical step and at the resolution of its values (so that
+//     noise-free, quantized or flat series do not turn rounding errors
+//     into alarms). It is high on every surprising point; alert rules
+//     `anomaly: {z: k}` use it.
 //   - Score in [0, 1], non-zero only at the onset of an unusual episode:
 //     the point's z on a log scale of its normal tail probability (see
 //     [Score]), or, when the series has recently had more than one onset

@@ -32,7 +32,8 @@ type Detector struct {
 	fcMSE     float64 // the forecaster's mean square error, like season.mse
 	step      float64 // mean |y(t) − y(t−1)|: the floor of both scales
 	prev      float64
-	n         uint32 // finite points seen, saturating
+	n         uint32  // finite points seen, saturating
+	levelMSE  float32 // the seasonal level's alone, as a forecast, like fcMSE: see seasonal
 	onset     onset
 	start     int64 // event time of the first point given a time (ObserveAt)
 	timed     bool  // start is set
@@ -178,7 +179,17 @@ func (d *Detector) observe(y float64, p Params, seasonsSeen bool) Verdict {
 	if f.warm && learn {
 		// From the scale's warm-up on: the forecaster's own start-up
 		// errors (Holt's first trend, say) say nothing of its skill.
-		addSquare(&d.fcMSE, (y-f.forecast)*(y-f.forecast), int64(d.fcScale.n)-int64(p.warmUp)-1)
+		k := int64(d.fcScale.n) - int64(p.warmUp) - 1
+		addSquare(&d.fcMSE, (y-f.forecast)*(y-f.forecast), k)
+		// A float32 levelMSE fits beside n, where a float64 would cost
+		// the Detector its size class (896 bytes: 888 and the
+		// allocation's header). It is only compared, and its range
+		// covers any plausible series: squared errors from 1e-45 (below,
+		// its 0 keeps the seasonal forecast out) to 3e38 (above, its
+		// largest float32 lets it in, as before issue 15).
+		m := float64(d.levelMSE)
+		addSquare(&m, (y-d.season.level)*(y-d.season.level), k)
+		d.levelMSE = float32(min(m, math.MaxFloat32))
 	}
 	// The level learns from the value the forecaster is fed once the
 	// seasonal profile is settled, so that a spike does not move it.
@@ -229,12 +240,23 @@ func (d *Detector) seasonal(y, floor float64, fcOK bool, p Params) (judgement, b
 	sFloor := max(floor, jitterShare*d.season.jitter(lag))
 	j.ok, j.scale = true, d.sScale.Scale(floor)
 	j.z, j.warm = d.sScale.Observe(y-j.forecast, sFloor, p)
-	if mse := d.season.mse[lag]; d.useSeason {
-		if d.useSeason = d.fcMSE*switchMargin >= mse; !d.useSeason {
+	// The seasonal forecast must also beat its own level alone, without
+	// the deviation of a season ago; else the series has no pattern and
+	// that deviation is noise, or worse, a level shift that it replays a
+	// "season" later (issue 15: flat series stepping from level to level,
+	// where Holt's ringing after each step lets a lag beat the
+	// forecaster). No margin is needed to take over: without a pattern a
+	// lag's errors are twice the level's in expectation (its forecast adds
+	// the noise of a season ago), and on a series flat but for its steps
+	// they are the level's own errors, averaged over fewer points. It hands
+	// back at switchMargin, as to the forecaster.
+	mse, level := d.season.mse[lag], float64(d.levelMSE)
+	if d.useSeason {
+		if d.useSeason = d.fcMSE*switchMargin >= mse && level*switchMargin >= mse; !d.useSeason {
 			d.season.unlock()
 		}
 	} else {
-		d.useSeason = mse*switchMargin < d.fcMSE
+		d.useSeason = mse*switchMargin < d.fcMSE && mse < level
 	}
 	use := j.warm && (d.useSeason || !fcOK)
 	if use {

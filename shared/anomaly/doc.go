@@ -32,7 +32,10 @@
 // Auto), and its own seasonal forecast, which needs no configuration: it
 // tries a day and a week at the usual sampling steps (24, 48, 96, 144,
 // 168, 288 and 336 points), keeps the best, then smooths that season's
-// profile over seasons.
+// profile over seasons. The seasonal forecast is used only while it also
+// beats its own level without the season, so that a series with no
+// pattern (flat, say) never uses it: it would replay each level shift a
+// "season" later.
 //
 // # Cost
 //

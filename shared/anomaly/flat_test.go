@@ -1,9 +1,11 @@
 package anomaly
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"testing"
 )
 
@@ -73,6 +75,56 @@ func TestFlatJitterIsNoSurprise(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestFlatShiftEchoes (issue 15): on a flat series (exactly constant, or
+// with a quantum of jitter), every lasting level shift is an onset that
+// scores at least as a Z of onsetZ does, and nothing else opens an
+// episode: in particular not a season later (336 or 672 points after a
+// shift), where a seasonal forecast that had taken over a series with no
+// pattern replayed the step.
+func TestFlatShiftEchoes(t *testing.T) {
+	shifts := []int{400, 1500, 2600}
+	for seed := range uint64(8) {
+		for _, jitter := range []float64{0, 0.2, 0.3} {
+			s := newFlatSeries(seed, jitter, shifts...)
+			d, p := newTestDetector(t)
+			var onsets []int
+			var missed, extra []string
+			for i := range 4000 {
+				v := d.Observe(s.next(), p)
+				if v.Score > 0 { // only an onset scores
+					onsets = append(onsets, i)
+				}
+				if slices.Contains(shifts, i) && v.Score < Score(onsetZ) {
+					missed = append(missed, fmt.Sprintf("%d (Z %.1f, Score %.2f)", i, v.Z, v.Score))
+				}
+			}
+			if len(missed) == 0 && slices.Equal(onsets, shifts) {
+				continue
+			}
+			for _, at := range onsets {
+				if !slices.Contains(shifts, at) {
+					extra = append(extra, sinceShift(at, shifts))
+				}
+			}
+			t.Errorf("seed %d, jitter %.1f: shifts missed %v; onsets elsewhere %v", seed, jitter, missed, extra)
+		}
+	}
+}
+
+// sinceShift names point at by its distance from the shift before it.
+func sinceShift(at int, shifts []int) string {
+	last := -1
+	for _, s := range shifts {
+		if s <= at {
+			last = s
+		}
+	}
+	if last < 0 {
+		return strconv.Itoa(at)
+	}
+	return fmt.Sprintf("%d (shift+%d)", at, at-last)
 }
 
 // TestLearnQuantum: the quantum is the coarsest power of ten every value

@@ -41,8 +41,13 @@ const (
 	// lagDecay is 2^(−1/lagHalfLife) (TestConstants checks it).
 	lagDecay = 0.9986146661010289
 	// warmErrors is how many errors a mean square error averages plainly
-	// before it decays, so that it is exact from the first error.
-	warmErrors = 20
+	// before it decays, so that it is exact from the first error: 1/(1 −
+	// lagDecay), where the two weigh a new error alike (TestConstants
+	// checks it). Handing over sooner, at 20, made the first 20 errors
+	// weigh as much as 700 later ones for hundreds of points, and the
+	// detector chose between forecasts on 20 errors: on a patternless
+	// series, the best of 7 lags by luck.
+	warmErrors = 722
 )
 
 // season forecasts a series by its deviation from its level one season

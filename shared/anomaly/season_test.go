@@ -180,4 +180,7 @@ func TestConstants(t *testing.T) {
 	f("lagDecay", lagDecay, lagHalfLife)
 	f("stepDecay", stepDecay, stepHalfLife)
 	f("onsetDecay", onsetDecay, onsetMemory)
+	if want := math.Round(1 / (1 - lagDecay)); warmErrors != want {
+		t.Errorf("warmErrors = %v, want 1/(1 − lagDecay) = %v", warmErrors, want)
+	}
 }

@@ -17,8 +17,10 @@ func (d *Detector) Checkpoint(e *stream.Encoder) {
 	d.fcScale.Checkpoint(e)
 	d.sScale.Checkpoint(e)
 	e.Float64(d.fcMSE)
+	e.Float64(float64(d.levelMSE))
 	e.Float64(d.step)
 	e.Float64(d.prev)
+	e.Varint(int64(d.grid))
 	e.Uvarint(uint64(d.n))
 	e.Uvarint(uint64(d.onset.age))
 	e.Uvarint(uint64(d.onset.calm))
@@ -43,7 +45,13 @@ func (d *Detector) Restore(dec *stream.Decoder) {
 	d.season.restore(dec)
 	d.fcScale.Restore(dec)
 	d.sScale.Restore(dec)
-	d.fcMSE, d.step, d.prev = dec.Float64(), dec.Float64(), dec.Float64()
+	d.fcMSE, d.levelMSE = dec.Float64(), float32(dec.Float64())
+	d.step, d.prev = dec.Float64(), dec.Float64()
+	if g := dec.Varint(); g < gridOff || g > gridBias+308 {
+		dec.Fail("quantum grid %d: want %d to %d", g, gridOff, gridBias+308)
+	} else {
+		d.grid = int16(g)
+	}
 	d.n = uint32(upTo(dec, math.MaxUint32, "detector points"))
 	d.onset.age = uint16(upTo(dec, math.MaxUint16, "episode age"))
 	d.onset.calm = uint16(upTo(dec, math.MaxUint16, "episode calm"))

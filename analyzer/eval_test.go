@@ -223,7 +223,7 @@ func TestEvalTunesPerFold(t *testing.T) {
 		t.Fatalf("eval: %v\n%s", err, out)
 	}
 	for _, want := range []string{
-		"each category scored with the threshold and onset-z, calm-z, calm-len, min-episode, max-episode, recurrence-half-life chosen on the other categories only",
+		"each category scored with the threshold and onset-z, calm-z, calm-len, min-episode, max-episode, escalation, recurrence-half-life chosen on the other categories only",
 		"standard, per category (settings and threshold chosen on the other categories):",
 		"onset-z=", "cross-validated with the analyzer's settings fixed", "tuning ran the detector with",
 	} {

@@ -36,6 +36,8 @@ var tunedKnobs = []knob{
 		func(c anomaly.Config) float64 { return float64(c.MinEpisode) }, func(c *anomaly.Config, v float64) { c.MinEpisode = int(v) }},
 	{"max-episode", []float64{300, 600, 1200},
 		func(c anomaly.Config) float64 { return float64(c.MaxEpisode) }, func(c *anomaly.Config, v float64) { c.MaxEpisode = int(v) }},
+	{"escalation", []float64{3, 5, 10, 20},
+		func(c anomaly.Config) float64 { return c.Escalation }, func(c *anomaly.Config, v float64) { c.Escalation = v }},
 	{"recurrence-half-life", []float64{1000, 2000, 3000, 5000, 10000},
 		func(c anomaly.Config) float64 { return float64(c.RecurrenceHalfLife) }, func(c *anomaly.Config, v float64) { c.RecurrenceHalfLife = int(v) }},
 }

@@ -96,11 +96,10 @@ type Verdict struct {
 	// Score in [0, 1] marks the onset of an unusual episode, and is 0 on
 	// every other point. A point with Z ≥ Config.OnsetZ (5) opens an
 	// episode, which lasts at least MinEpisode (100) points, then until
-	// CalmLen (50) points in a row have Z < CalmZ (3), and at most
-	// MaxEpisode (600) points. Until the detector has tested every season
-	// length (722 points: 2.5 days at 5-minute points) an onset needs
-	// twice that Z: the first turns of a daily pattern it has not learned
-	// yet are not news.
+	// CalmLen (50) points in a row have Z < CalmZ (2.5), and at most
+	// MaxEpisode (600) points; a point Escalation (10) times beyond the
+	// episode's largest Z, both from its forecast and from the point
+	// before, opens a new one.
 	//
 	// An onset scores the surprise of its Z under normal residuals, on a
 	// log scale (see Score: 0.52 at Z 5, 0.75 ≈ Z 6.1, 1 from Z ≈ 7.1),
@@ -161,7 +160,8 @@ func (d *Detector) observe(y float64, p Params, seasonsSeen bool) Verdict {
 	}
 	v := Verdict{Forecast: use.forecast, HasForecast: use.ok, Z: use.z, Warm: use.warm && seasonsSeen}
 	if v.Warm {
-		v.Score = d.onset.score(v.Z, math.Abs(y-v.Forecast), d.n >= seasonSettled, p)
+		jump := math.Abs(y-d.prev) / use.scale // the point's move from the last, in the same scale
+		v.Score = d.onset.score(v.Z, jump, math.Abs(y-v.Forecast), d.n >= seasonSettled, p)
 	}
 
 	feed := y

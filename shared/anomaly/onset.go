@@ -34,14 +34,16 @@ type onset struct {
 	// onsets.
 	recent        float64
 	lnMean, lnVar float64
-	onsets        uint32 // onsets seen, saturating
-	age           uint16 // points since the episode opened
-	calm          uint16 // points in a row with z below CalmZ
-	in            bool   // in an episode
+	onsets        uint32  // onsets seen, saturating
+	peak          float32 // the episode's largest z
+	age           uint16  // points since the episode opened
+	calm          uint16  // points in a row with z below CalmZ
+	in            bool    // in an episode
 }
 
 // score returns the Score of a warm point of residual z (in units of the
-// scale) and size |residual|: 0 unless it opens an episode.
+// scale), move from the point before jump (in the same units) and size
+// |residual|: 0 unless it opens an episode.
 //
 // An onset's score is the surprise of its z under the normal model of the
 // residuals, −log₁₀ p, or, when the series has recently had more than
@@ -50,8 +52,8 @@ type onset struct {
 // a series has every day is no news at any z. That bound is what lets a
 // bursty, heavy-tailed series (mention counts, request counts, disk
 // writes) page only for what is unusual for it.
-func (o *onset) score(z, size float64, settled bool, p Params) float64 {
-	opened := o.gate(z, p)
+func (o *onset) score(z, jump, size float64, settled bool, p Params) float64 {
+	opened := o.gate(z, jump, p)
 	s := 0.0
 	if opened {
 		s = surprise(z)
@@ -101,7 +103,7 @@ const onsetDecay = 0.9659363289248456
 // gate reports whether a point of residual z opens an episode, and
 // counts it into the episode it is in. A z of OnsetZ or more outside an
 // episode opens one.
-func (o *onset) gate(z float64, p Params) bool {
+func (o *onset) gate(z, jump float64, p Params) bool {
 	if o.in {
 		o.age++
 		if z < p.calmZ {
@@ -109,13 +111,18 @@ func (o *onset) gate(z float64, p Params) bool {
 		} else {
 			o.calm = 0
 		}
-		if o.age <= p.minEpisode || (o.age <= p.maxEpisode && o.calm < p.calmLen) {
+		// A forecaster thrown off by the episode's start may be far off a
+		// series that has not moved: an escalation is a point far from
+		// both its forecast and the point before.
+		escalates := min(z, jump) >= p.escalation*float64(o.peak)
+		o.peak = max(o.peak, float32(z))
+		if !escalates && (o.age <= p.minEpisode || (o.age <= p.maxEpisode && o.calm < p.calmLen)) {
 			return false
 		}
 		o.in = false // the episode is over; this point may open the next
 	}
 	if z >= p.onsetZ {
-		o.in, o.age, o.calm = true, 0, 0
+		o.in, o.age, o.calm, o.peak = true, 0, 0, float32(z)
 		return true
 	}
 	return false

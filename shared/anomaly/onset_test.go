@@ -23,7 +23,7 @@ func TestOnsetGate(t *testing.T) {
 		i := 0
 		for _, run := range zs {
 			for range int(run[1]) {
-				if o.gate(run[0], p) {
+				if o.gate(run[0], run[0], p) {
 					got = append(got, i)
 				}
 				i++
@@ -50,7 +50,7 @@ func TestOnsetGate(t *testing.T) {
 	// Points below onsetZ outside an episode pass through without opening
 	// one.
 	var o onset
-	if o.gate(4.9, p) || o.in {
+	if o.gate(4.9, 4.9, p) || o.in {
 		t.Errorf("gate(4.9) outside an episode opened one")
 	}
 }

@@ -3,6 +3,7 @@ package anomaly
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -100,5 +101,33 @@ func TestRareAnomaliesKeepScoring(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSpikeInsideEpisodeIsNews: a spike an order of magnitude beyond
+// anything in a turbulent stretch opens its own episode, though the
+// stretch's episode is young; the turbulence itself is one episode.
+func TestSpikeInsideEpisodeIsNews(t *testing.T) {
+	rng := rand.New(rand.NewPCG(25, 26))
+	const from, to, spike = 1000, 1300, 1150
+	scores := onsetScores(t, 2000, func(i int) float64 {
+		y := 50 + rng.NormFloat64()
+		if i >= from && i < to {
+			y += 8 * rng.NormFloat64()
+		}
+		if i == spike {
+			y += 2000
+		}
+		return y
+	})
+	var in []int
+	for i := range scores {
+		if i >= from && i < to {
+			in = append(in, i)
+		}
+	}
+	slices.Sort(in)
+	if s := scores[spike]; s < 0.9 || len(in) != 2 || in[1] != spike {
+		t.Errorf("onsets in the turbulent stretch [%d, %d): %v (spike at %d scores %.3f); want its start and the spike, scoring ≥ 0.9", from, to, in, spike, s)
 	}
 }

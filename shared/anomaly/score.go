@@ -34,6 +34,10 @@ type Config struct {
 	// silenced for good.
 	OnsetZ, CalmZ                   float64
 	CalmLen, MinEpisode, MaxEpisode int
+	// Escalation: a point whose z is Escalation times the largest of its
+	// episode's so far opens a new episode however young the one it is
+	// in: a spike in the middle of a series' turbulent stretch is news.
+	Escalation float64
 	// RecurrenceHalfLife, in points, is how long a series remembers its
 	// onsets: an onset like the ones it has had recently scores by how
 	// often those came (see Verdict.Score).
@@ -43,7 +47,7 @@ type Config struct {
 // DefaultConfig is the analyzer's default.
 func DefaultConfig() Config {
 	return Config{WarmUp: 30, HalfLife: 200, Clip: 4,
-		OnsetZ: 5, CalmZ: 2.5, CalmLen: 50, MinEpisode: 100, MaxEpisode: 600,
+		OnsetZ: 5, CalmZ: 2.5, CalmLen: 50, MinEpisode: 100, MaxEpisode: 600, Escalation: 10,
 		RecurrenceHalfLife: 3000}
 }
 
@@ -66,6 +70,9 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("anomaly episodes: calm length %d, min %d, max %d points: want calm length ≥ 1, 0 ≤ min ≤ max ≤ %d",
 			c.CalmLen, c.MinEpisode, c.MaxEpisode, math.MaxUint16))
 	}
+	if !(c.Escalation > 1) {
+		errs = append(errs, fmt.Errorf("anomaly escalation %v: want > 1 (+Inf: never)", c.Escalation))
+	}
 	if c.RecurrenceHalfLife < 1 {
 		errs = append(errs, fmt.Errorf("anomaly recurrence half-life %d: want ≥ 1", c.RecurrenceHalfLife))
 	}
@@ -81,6 +88,7 @@ type Params struct {
 
 	onsetZ, calmZ                   float64
 	calmLen, minEpisode, maxEpisode uint16
+	escalation                      float64
 	recurDecay                      float64 // weight kept by a past onset at each point
 	recurWindow                     float64 // points an onset counts for in all: RecurrenceHalfLife/ln 2
 }
@@ -91,7 +99,7 @@ func NewParams(c Config) (Params, error) {
 		return Params{}, err
 	}
 	return Params{warmUp: uint32(c.WarmUp), decay: math.Exp2(-1 / float64(c.HalfLife)), clip: c.Clip,
-		onsetZ: c.OnsetZ, calmZ: c.CalmZ,
+		onsetZ: c.OnsetZ, calmZ: c.CalmZ, escalation: c.Escalation,
 		calmLen: uint16(min(c.CalmLen, math.MaxUint16)), minEpisode: uint16(c.MinEpisode), maxEpisode: uint16(c.MaxEpisode),
 		recurDecay:  math.Exp2(-1 / float64(c.RecurrenceHalfLife)),
 		recurWindow: float64(c.RecurrenceHalfLife) / math.Ln2,

@@ -47,8 +47,9 @@ const maxPasses = 3
 
 // tuner chooses the tunedKnobs on part of a corpus: coordinate descent
 // from the configured settings, each knob in turn set to the value of its
-// list that scores best (at the best threshold) on that part, until a
-// pass changes nothing. Every setting tried runs the detector over the
+// list that scores best under the standard profile (at the best
+// threshold) on that part, until a pass changes nothing; then the
+// threshold under the profile asked for. Every setting tried runs the detector over the
 // whole corpus once; the scores are kept, so that the folds of a
 // cross-validation share them. Not safe for concurrent use.
 type tuner struct {
@@ -57,11 +58,13 @@ type tuner struct {
 	fc     forecast.Config
 	start  anomaly.Config
 	runs   map[anomaly.Config]map[string][]float64
-	spent  time.Duration // running the detector
+	chosen map[string]anomaly.Config // by training set (trainKey)
+	spent  time.Duration             // running the detector
 }
 
 func newTuner(ctx context.Context, corpus *nab.Corpus, fc forecast.Config, start anomaly.Config) *tuner {
-	return &tuner{ctx: ctx, corpus: corpus, fc: fc, start: start, runs: map[anomaly.Config]map[string][]float64{}}
+	return &tuner{ctx: ctx, corpus: corpus, fc: fc, start: start,
+		runs: map[anomaly.Config]map[string][]float64{}, chosen: map[string]anomaly.Config{}}
 }
 
 // scores returns the scores of the corpus under settings c, running the
@@ -80,20 +83,51 @@ func (t *tuner) scores(c anomaly.Config) (map[string][]float64, error) {
 	return s, nil
 }
 
-// tune is a nab.Tuner.
+// tune is a nab.Tuner: the settings are chosen under the standard profile
+// (the analyzer runs one detector, whatever an operator's costs), the
+// threshold under p.
 func (t *tuner) tune(train *nab.Corpus, p nab.Profile) (nab.Choice, error) {
-	at := func(c anomaly.Config) (float64, float64, error) {
-		s, err := t.scores(c)
-		if err != nil {
-			return 0, 0, err
+	key := trainKey(train)
+	c, ok := t.chosen[key]
+	if !ok {
+		var err error
+		if c, err = t.descend(train, nab.Profiles()[0]); err != nil {
+			return nab.Choice{}, err
 		}
-		th, r, err := nab.Optimize(train, nab.Subset(train, s), p)
-		return r.Normalized, th, err
+		t.chosen[key] = c
 	}
-	best := t.start
-	bestScore, bestTh, err := at(best)
+	s, err := t.scores(c)
 	if err != nil {
 		return nab.Choice{}, err
+	}
+	th, _, err := nab.Optimize(train, nab.Subset(train, s), p)
+	return nab.Choice{Settings: settingsOf(c), Threshold: th, Scores: s}, err
+}
+
+// trainKey names a set of series.
+func trainKey(c *nab.Corpus) string {
+	var b strings.Builder
+	for _, s := range c.Series {
+		b.WriteString(s.Name)
+		b.WriteByte(0)
+	}
+	return b.String()
+}
+
+// descend chooses the tunedKnobs under p on train.
+func (t *tuner) descend(train *nab.Corpus, p nab.Profile) (anomaly.Config, error) {
+	at := func(c anomaly.Config) (float64, error) {
+		s, err := t.scores(c)
+		if err != nil {
+			return 0, err
+		}
+		_, r, err := nab.Optimize(train, nab.Subset(train, s), p)
+		return r.Normalized, err
+	}
+	best := t.start
+	bestScore, err := at(best)
+	if err != nil {
+		return anomaly.Config{}, err
 	}
 	for range maxPasses {
 		moved := false
@@ -104,12 +138,12 @@ func (t *tuner) tune(train *nab.Corpus, p nab.Profile) (nab.Choice, error) {
 				if c == best || c.Validate() != nil {
 					continue
 				}
-				score, th, err := at(c)
+				score, err := at(c)
 				if err != nil {
-					return nab.Choice{}, err
+					return anomaly.Config{}, err
 				}
 				if score > bestScore {
-					best, bestScore, bestTh, moved = c, score, th, true
+					best, bestScore, moved = c, score, true
 				}
 			}
 		}
@@ -117,8 +151,7 @@ func (t *tuner) tune(train *nab.Corpus, p nab.Profile) (nab.Choice, error) {
 			break
 		}
 	}
-	s, err := t.scores(best)
-	return nab.Choice{Settings: settingsOf(best), Threshold: bestTh, Scores: s}, err
+	return best, nil
 }
 
 // settingsOf lists the tuned knobs of c.

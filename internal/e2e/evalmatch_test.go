@@ -70,7 +70,7 @@ func TestLiveAnalyzerMatchesEval(t *testing.T) {
 		t.Fatalf("replay: %v\n%s", err, p.Output())
 	}
 	a := b.analyzer("a", rulesFile, testbed.FreeAddr(t), "--warm-up", strconv.Itoa(evalMatchWarmUp))
-	waitCommittedNonEmpty(b, b.topic+"-a", time.Minute)
+	b.waitCommitted(b.topic+"-a", time.Minute)
 	stopGracefully(t, a)
 
 	// The offline path, with the analyzer's forecaster defaults and the
@@ -163,31 +163,6 @@ func TestLiveAnalyzerMatchesEval(t *testing.T) {
 	if !slices.Equal(liveResolved, resolved) {
 		t.Errorf("alerts resolved at\n  %s\nwant (where eval's score falls below %v again)\n  %s", fmtTimes(liveResolved), evalMatchScore, fmtTimes(resolved))
 	}
-}
-
-// waitCommittedNonEmpty waits until group committed the end of every
-// partition that holds messages: one series fills one partition, and
-// the group commits nothing on the empty ones, which bed.waitCommitted
-// waits for.
-func waitCommittedNonEmpty(b *bed, group string, timeout time.Duration) {
-	b.t.Helper()
-	ctx := b.t.Context()
-	testbed.Eventually(b.t, timeout, group+" committed to the end of every non-empty partition", func() (bool, string) {
-		ends, err := b.admin.PartitionEnds(ctx, b.topic)
-		if err != nil {
-			return false, err.Error()
-		}
-		committed, err := b.admin.CommittedOffsets(ctx, group, b.topic)
-		if err != nil {
-			return false, err.Error()
-		}
-		for p, end := range ends {
-			if end > 0 && committed[p] != end {
-				return false, fmt.Sprintf("partition %d committed %d of %d", p, committed[p], end)
-			}
-		}
-		return true, ""
-	})
 }
 
 // writeEvalMatchCorpus writes the generated series as a NAB data file at

@@ -22,6 +22,16 @@ func runRulesTestCLI(t *testing.T, args ...string) (int, string, string) {
 	return code, stdout.String(), stderr.String()
 }
 
+// TestDeployRulesTest: the deploy rules pass their unit tests, so that
+// `make test` fails when a rule, the engine or the detector changes what
+// the deployed rules raise.
+func TestDeployRulesTest(t *testing.T) {
+	code, out, errOut := runRulesTestCLI(t, "-v", filepath.Join("..", "deploy", "rules.test.yaml"))
+	if code != 0 || !strings.HasSuffix(out, "6 cases, 0 failed\n") {
+		t.Fatalf("analyzer rules test deploy/rules.test.yaml: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
 func TestRulesTestPasses(t *testing.T) {
 	code, out, errOut := runRulesTestCLI(t, filepath.Join("testdata", "rulestest", "pass.test.yaml"))
 	if code != 0 || out != "2 cases, 0 failed\n" || errOut != "" {

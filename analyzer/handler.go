@@ -88,7 +88,7 @@ func (h *handler) Handle(ctx context.Context, batch []kafka.Message) error {
 func (h *handler) analyze(batch []kafka.Message, now int64, replay bool) (points int) {
 	for i := range batch {
 		m := &batch[i]
-		pts, err := h.dec.Decode(h.pts[:0], m.Value, kafkaio.HeaderValue(m, kafkaio.HeaderContentType))
+		pts, err := h.decode(m)
 		if err != nil {
 			if !replay {
 				// The consumer dead-letters it; the analyzer only counts
@@ -98,11 +98,7 @@ func (h *handler) analyze(batch []kafka.Message, now int64, replay bool) (points
 			}
 			continue
 		}
-		h.pts = pts
 		for j := range pts {
-			if pts[j].Time == 0 {
-				pts[j].Time = m.Time.UnixNano()
-			}
 			h.eng.Process(&pts[j], now, &h.res)
 		}
 		if replay {
@@ -111,6 +107,27 @@ func (h *handler) analyze(batch []kafka.Message, now int64, replay bool) (points
 		points += len(pts)
 	}
 	return points
+}
+
+// newDecoder returns the decoder of the analyzer's messages, for every
+// reader of the raw topic that must see what the live analyzer sees.
+func newDecoder() point.Decoder { return point.Decoder{Alias: true} }
+
+// decode decodes m's points into h's buffer, valid until the next call, and
+// stamps those without a time with the message's: how the analyzer reads a
+// message, live, in replays and in backtests.
+func (h *handler) decode(m *kafka.Message) ([]point.Point, error) {
+	pts, err := h.dec.Decode(h.pts[:0], m.Value, kafkaio.HeaderValue(m, kafkaio.HeaderContentType))
+	if err != nil {
+		return nil, err
+	}
+	h.pts = pts
+	for j := range pts {
+		if pts[j].Time == 0 {
+			pts[j].Time = m.Time.UnixNano()
+		}
+	}
+	return pts, nil
 }
 
 // Checkpoint appends the engine's state, as it is after the last message

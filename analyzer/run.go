@@ -15,7 +15,6 @@ import (
 	"github.com/metricpipe/metricpipe/shared/anomaly"
 	"github.com/metricpipe/metricpipe/shared/influx"
 	"github.com/metricpipe/metricpipe/shared/kafkaio"
-	"github.com/metricpipe/metricpipe/shared/point"
 	"github.com/metricpipe/metricpipe/shared/retry"
 	"github.com/metricpipe/metricpipe/shared/rules"
 	"github.com/metricpipe/metricpipe/shared/service"
@@ -159,7 +158,7 @@ func run(ctx context.Context, cfg config, log zerolog.Logger, reg *prometheus.Re
 		}
 		g.Go(func() error {
 			return gc.Run(ctx, func(partition int) (kafkaio.Handler, error) {
-				return &handler{out: out, dec: point.Decoder{Alias: true}, eng: newEngine(&cfg.Analysis, params, book.Load()), rules: &book, now: time.Now,
+				return &handler{out: out, dec: newDecoder(), eng: newEngine(&cfg.Analysis, params, book.Load()), rules: &book, now: time.Now,
 					series: m.series.WithLabelValues(strconv.Itoa(partition))}, nil
 			})
 		})

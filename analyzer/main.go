@@ -58,8 +58,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 	app.Flags = append(app.Flags, kafkaio.Flags("metricpipe-analyzer")...)
 	app.Flags = append(app.Flags, influx.Flags()...)
 	app.Flags = append(app.Flags, service.Flags("127.0.0.1:9103")...)
-	app.Commands = []*cli.Command{alertsCommand(), evalCommand()}
-	app.Commands = append(app.Commands, rulesCommand())
+	app.Commands = []*cli.Command{alertsCommand(), evalCommand(), rulesCommand(), backtestCommand(app.Flags)}
 	app.Action = func(c *cli.Context) error {
 		cfg, err := configFromCLI(c)
 		if err := errors.Join(err, cfg.Validate()); err != nil {

@@ -254,16 +254,11 @@ func runTail(ctx context.Context, cfg tailConfig, format tailFormat, stdout, std
 	if err != nil {
 		return err
 	}
-	tr, err := cfg.Kafka.Transport()
+	client, dialer, closeIdle, err := partitionClient(cfg.Kafka)
 	if err != nil {
 		return err
 	}
-	defer tr.CloseIdleConnections()
-	dialer, err := cfg.Kafka.Dialer()
-	if err != nil {
-		return err
-	}
-	client := &kafka.Client{Addr: kafka.TCP(cfg.Kafka.Brokers...), Transport: tr}
+	defer closeIdle()
 	spans, err := tailSpans(ctx, client, cfg.Topic, from, now())
 	if err != nil {
 		if ctx.Err() != nil {
@@ -486,4 +481,20 @@ func writeJSONLine(w *bufio.Writer, v []byte) error {
 		return err
 	}
 	return w.WriteByte('\n')
+}
+
+// partitionClient returns the client (offsets, metadata) and the dialer
+// (partition readers) of a command that reads a topic by partition, with
+// no consumer group (alerts tail, backtest), and closeIdle to call when
+// done.
+func partitionClient(k kafkaio.Config) (client *kafka.Client, dialer *kafka.Dialer, closeIdle func(), err error) {
+	tr, err := k.Transport()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if dialer, err = k.Dialer(); err != nil {
+		tr.CloseIdleConnections()
+		return nil, nil, nil, err
+	}
+	return &kafka.Client{Addr: kafka.TCP(k.Brokers...), Transport: tr}, dialer, tr.CloseIdleConnections, nil
 }

@@ -301,16 +301,11 @@ func runBacktest(ctx context.Context, cfg backtestConfig, stdout, stderr io.Writ
 			return err
 		}
 	}
-	tr, err := cfg.Kafka.Transport()
+	client, dialer, closeIdle, err := partitionClient(cfg.Kafka)
 	if err != nil {
 		return err
 	}
-	defer tr.CloseIdleConnections()
-	dialer, err := cfg.Kafka.Dialer()
-	if err != nil {
-		return err
-	}
-	client := &kafka.Client{Addr: kafka.TCP(cfg.Kafka.Brokers...), Transport: tr}
+	defer closeIdle()
 	spans, err := backtestSpans(ctx, client, cfg.Topic, cfg.From, cfg.To)
 	if err != nil {
 		return err

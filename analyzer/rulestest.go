@@ -168,7 +168,7 @@ func analysisFromSettings(f *testFile) (*analysis, error) {
 	}
 	for _, s := range f.settings {
 		if err := set.Set(s.name, s.value); err != nil {
-			errs = append(errs, &testFileError{File: f.path, Line: s.line, Field: "settings." + s.name, Problem: fmt.Sprintf("want %s, got %q", want[s.name], s.value)})
+			errs = append(errs, testFileError(f.path, s.line, "settings."+s.name, fmt.Sprintf("want %s, got %q", want[s.name], s.value)))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -176,7 +176,7 @@ func analysisFromSettings(f *testFile) (*analysis, error) {
 	}
 	a, err := analysisFromCLI(cli.NewContext(app, set, nil))
 	if err := errors.Join(err, a.Validate()); err != nil {
-		return nil, &testFileError{File: f.path, Field: "settings", Problem: strings.ReplaceAll(err.Error(), "\n", "; ")}
+		return nil, testFileError(f.path, 0, "settings", strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
 	return &a, nil
 }

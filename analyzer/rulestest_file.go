@@ -19,6 +19,7 @@ import (
 	"github.com/metricpipe/metricpipe/shared/alert"
 	"github.com/metricpipe/metricpipe/shared/point"
 	"github.com/metricpipe/metricpipe/shared/rules"
+	"github.com/metricpipe/metricpipe/shared/yamlnode"
 )
 
 // A rule test file (`analyzer rules test`), in the spirit of promtool's:
@@ -90,32 +91,14 @@ type wantAlert struct {
 	tolerance float64 // absolute; 0: 1e-9 of the larger magnitude
 }
 
-// testFileError is one problem of a rule test file:
-// "file:line: field: problem".
-type testFileError struct {
-	File    string
-	Line    int
-	Field   string // dotted path of the key at fault, e.g. tests[0].alerts[2].at
-	Problem string
-}
-
-func (e *testFileError) Error() string {
-	var b strings.Builder
-	b.WriteString(e.File)
-	if e.Line > 0 {
-		fmt.Fprintf(&b, ":%d", e.Line)
-	}
-	b.WriteString(": ")
-	if e.Field != "" {
-		b.WriteString(e.Field)
-		b.WriteString(": ")
-	}
-	b.WriteString(e.Problem)
-	return b.String()
+// testFileError is one problem of a rule test file, "file:line: field:
+// problem", in the rule files' error type (outside any rule).
+func testFileError(file string, line int, field, problem string) *rules.Error {
+	return &rules.Error{File: file, Line: line, Rule: -1, Field: field, Problem: problem}
 }
 
 // loadTestFile reads and parses the rule test file at path; its problems
-// come as *testFileError values joined with errors.Join, in line order.
+// come as *rules.Error values joined with errors.Join, in line order.
 func loadTestFile(path string) (*testFile, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -142,7 +125,7 @@ func parseTestFile(path string, data []byte) (f *testFile, err error) {
 		p.top(root, f)
 	}
 	if len(p.errs) > 0 {
-		slices.SortStableFunc(p.errs, func(a, b *testFileError) int { return a.Line - b.Line })
+		slices.SortStableFunc(p.errs, func(a, b *rules.Error) int { return a.Line - b.Line })
 		errs := make([]error, len(p.errs))
 		for i, e := range p.errs {
 			errs[i] = e
@@ -178,7 +161,7 @@ func decodeTestYAML(data []byte) (root *yaml.Node, err error) {
 // tparser gathers every problem of a test file, each with its line.
 type tparser struct {
 	file string
-	errs []*testFileError
+	errs []*rules.Error
 }
 
 func (p *tparser) errf(n *yaml.Node, field, format string, args ...any) {
@@ -186,12 +169,12 @@ func (p *tparser) errf(n *yaml.Node, field, format string, args ...any) {
 	if n != nil {
 		line = n.Line
 	}
-	p.errs = append(p.errs, &testFileError{File: p.file, Line: line, Field: field, Problem: fmt.Sprintf(format, args...)})
+	p.errs = append(p.errs, testFileError(p.file, line, field, fmt.Sprintf(format, args...)))
 }
 
 // yamlError puts the line of yaml.v3's "yaml: line 3: message" where ours go.
 func (p *tparser) yamlError(err error) {
-	e := &testFileError{File: p.file, Problem: err.Error()}
+	e := testFileError(p.file, 0, "", err.Error())
 	if rest, ok := strings.CutPrefix(e.Problem, "yaml: line "); ok {
 		if num, msg, ok := strings.Cut(rest, ": "); ok {
 			if line, err := strconv.Atoi(num); err == nil {
@@ -205,18 +188,18 @@ func (p *tparser) yamlError(err error) {
 // mapping calls f for each key of the mapping n with its value, reporting a
 // node that is not a mapping, and non-scalar, duplicate and unknown keys.
 func (p *tparser) mapping(n *yaml.Node, field string, known []string, f func(key string, k, v *yaml.Node)) bool {
-	n = tderef(n)
+	n = yamlnode.Deref(n)
 	if n.Kind != yaml.MappingNode {
-		p.errf(n, field, "want a mapping, got %s", tdescribe(n))
+		p.errf(n, field, "want a mapping, got %s", yamlnode.Describe(n))
 		return false
 	}
 	seen := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := tderef(n.Content[i]), tderef(n.Content[i+1])
+		k, v := yamlnode.Deref(n.Content[i]), yamlnode.Deref(n.Content[i+1])
 		path := joinField(field, k.Value)
 		switch {
 		case k.Kind != yaml.ScalarNode:
-			p.errf(k, field, "want a plain key, got %s", tdescribe(k))
+			p.errf(k, field, "want a plain key, got %s", yamlnode.Describe(k))
 			continue
 		case seen[k.Value] > 0:
 			p.errf(k, path, "duplicate key (first at line %d)", seen[k.Value])
@@ -239,8 +222,8 @@ func joinField(field, key string) string {
 }
 
 func (p *tparser) str(n *yaml.Node, field string) (string, bool) {
-	if n.Kind != yaml.ScalarNode || tisNull(n) {
-		p.errf(n, field, "want a string, got %s", tdescribe(n))
+	if n.Kind != yaml.ScalarNode || yamlnode.IsNull(n) {
+		p.errf(n, field, "want a string, got %s", yamlnode.Describe(n))
 		return "", false
 	}
 	return n.Value, true
@@ -253,7 +236,7 @@ func (p *tparser) number(n *yaml.Node, field string) (float64, bool) {
 			return f, true
 		}
 	}
-	p.errf(n, field, "want a finite number, got %s", tdescribe(n))
+	p.errf(n, field, "want a finite number, got %s", yamlnode.Describe(n))
 	return 0, false
 }
 
@@ -295,9 +278,9 @@ func (p *tparser) offset(n *yaml.Node, field string, start time.Time) (time.Dura
 func inUnixNano(t time.Time) bool { return time.Unix(0, t.UnixNano()).Equal(t) }
 
 func (p *tparser) top(root *yaml.Node, f *testFile) {
-	root = tderef(root)
+	root = yamlnode.Deref(root)
 	if root.Kind == yaml.MappingNode {
-		if n := tlookup(root, "start"); n != nil {
+		if n := yamlnode.Lookup(root, "start"); n != nil {
 			if s, ok := p.str(n, "start"); ok {
 				t, err := time.Parse(time.RFC3339Nano, s)
 				if err != nil || t.UnixNano() <= 0 || !inUnixNano(t) {
@@ -330,12 +313,12 @@ func (p *tparser) top(root *yaml.Node, f *testFile) {
 		case "tests":
 			hasTests = true
 			if v.Kind != yaml.SequenceNode {
-				p.errf(v, key, "want a list of test cases, got %s", tdescribe(v))
+				p.errf(v, key, "want a list of test cases, got %s", yamlnode.Describe(v))
 				return
 			}
 			names := map[string]int{}
 			for i, c := range v.Content {
-				tc := p.testCase(tderef(c), fmt.Sprintf("tests[%d]", i), f.start)
+				tc := p.testCase(yamlnode.Deref(c), fmt.Sprintf("tests[%d]", i), f.start)
 				if tc == nil {
 					continue
 				}
@@ -381,32 +364,32 @@ func (p *tparser) testCase(n *yaml.Node, field string, start time.Time) *testCas
 			c.interval, hasInterval = d, true
 		case "input_series":
 			if v.Kind != yaml.SequenceNode {
-				p.errf(v, path, "want a list of series, got %s", tdescribe(v))
+				p.errf(v, path, "want a list of series, got %s", yamlnode.Describe(v))
 				return
 			}
 			for i, s := range v.Content {
-				in, vals := p.input(tderef(s), fmt.Sprintf("%s[%d]", path, i), start)
+				in, vals := p.input(yamlnode.Deref(s), fmt.Sprintf("%s[%d]", path, i), start)
 				inputs = append(inputs, in)
 				values = append(values, vals)
 			}
 		case "absent_at":
 			if v.Kind != yaml.SequenceNode {
-				p.errf(v, path, "want a list of offsets, got %s", tdescribe(v))
+				p.errf(v, path, "want a list of offsets, got %s", yamlnode.Describe(v))
 				return
 			}
 			for i, a := range v.Content {
-				if d, ok := p.offset(tderef(a), fmt.Sprintf("%s[%d]", path, i), start); ok {
+				if d, ok := p.offset(yamlnode.Deref(a), fmt.Sprintf("%s[%d]", path, i), start); ok {
 					c.absentAt = append(c.absentAt, d)
 				}
 			}
 			slices.Sort(c.absentAt)
 		case "alerts":
 			if v.Kind != yaml.SequenceNode {
-				p.errf(v, path, "want a list of alert events, got %s", tdescribe(v))
+				p.errf(v, path, "want a list of alert events, got %s", yamlnode.Describe(v))
 				return
 			}
 			for i, a := range v.Content {
-				if w, ok := p.wantAlert(tderef(a), fmt.Sprintf("%s[%d]", path, i), start); ok {
+				if w, ok := p.wantAlert(yamlnode.Deref(a), fmt.Sprintf("%s[%d]", path, i), start); ok {
 					c.alerts = append(c.alerts, w)
 				}
 			}
@@ -481,7 +464,7 @@ func (p *tparser) input(n *yaml.Node, field string, start time.Time) (in testInp
 		case "points":
 			hasPoints = true
 			if v.Kind != yaml.SequenceNode {
-				p.errf(v, path, "want a list of {time, value}, got %s", tdescribe(v))
+				p.errf(v, path, "want a list of {time, value}, got %s", yamlnode.Describe(v))
 				return
 			}
 			for i, pt := range v.Content {
@@ -497,7 +480,7 @@ func (p *tparser) input(n *yaml.Node, field string, start time.Time) (in testInp
 				})
 				if hasT && hasV {
 					in.points = append(in.points, tp)
-				} else if tderef(pt).Kind == yaml.MappingNode && (tlookup(tderef(pt), "time") == nil || tlookup(tderef(pt), "value") == nil) {
+				} else if yamlnode.Deref(pt).Kind == yaml.MappingNode && (yamlnode.Lookup(yamlnode.Deref(pt), "time") == nil || yamlnode.Lookup(yamlnode.Deref(pt), "value") == nil) {
 					p.errf(pt, pp, "want both time and value")
 				}
 			}
@@ -571,7 +554,7 @@ func (p *tparser) wantAlert(n *yaml.Node, field string, start time.Time) (w want
 		key string
 		ok  bool
 	}{{"at", hasAt}, {"rule", w.rule != ""}, {"state", w.state != ""}} {
-		if !req.ok && tlookup(n, req.key) == nil {
+		if !req.ok && yamlnode.Lookup(n, req.key) == nil {
 			p.errf(n, joinField(field, req.key), "missing")
 		}
 	}
@@ -587,38 +570,4 @@ func parseSeriesKey(s string) (measurement string, tags []point.Tag, field strin
 		return "", nil, "", fmt.Errorf("want a series key and field such as \"cpu,host=a usage\", got %q", s)
 	}
 	return pts[0].Measurement, pts[0].Tags, pts[0].Fields[0].Key, nil
-}
-
-func tderef(n *yaml.Node) *yaml.Node {
-	for i := 0; i < 8 && n.Kind == yaml.AliasNode && n.Alias != nil; i++ {
-		n = n.Alias
-	}
-	return n
-}
-
-func tisNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" }
-
-func tlookup(m *yaml.Node, key string) *yaml.Node {
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if k := tderef(m.Content[i]); k.Kind == yaml.ScalarNode && k.Value == key {
-			return tderef(m.Content[i+1])
-		}
-	}
-	return nil
-}
-
-func tdescribe(n *yaml.Node) string {
-	switch {
-	case n == nil || tisNull(n):
-		return "nothing"
-	case n.Kind == yaml.MappingNode:
-		return "a mapping"
-	case n.Kind == yaml.SequenceNode:
-		return "a list"
-	case n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str":
-		return strconv.Quote(n.Value)
-	case n.Kind == yaml.ScalarNode:
-		return n.Value
-	}
-	return "something else"
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/metricpipe/metricpipe/shared/rules"
 	"github.com/metricpipe/metricpipe/shared/service"
 )
 
@@ -147,9 +148,9 @@ func TestRulesTestParseErrors(t *testing.T) {
 			t.Errorf("%s: no error, want %q", data, want)
 			return
 		}
-		var fe *testFileError
+		var fe *rules.Error
 		if !errors.As(err, &fe) {
-			t.Errorf("%s: %v is not a *testFileError", data, err)
+			t.Errorf("%s: %v is not a *rules.Error", data, err)
 		}
 		got := strings.Split(err.Error(), "\n")
 		if strings.Join(got, "\n") != strings.Join(want, "\n") {

@@ -28,28 +28,9 @@ func (b *bed) analyzer(g, rulesFile, httpAddr string, extra ...string) *testbed.
 	return testbed.Start(b.t, "analyzer-"+g, b.bins["analyzer"], args...)
 }
 
-// alertEvents reads every event on the bed's alert topic with `analyzer
-// alerts tail --json`, which prints each distinct event once.
-func (b *bed) alertEvents() []alert.Event {
-	b.t.Helper()
-	tail := testbed.Start(b.t, "alerts-tail", b.bins["analyzer"], "alerts", "tail", "--kafka-brokers", b.brokers,
-		"--alert-topic", b.topic+"-alerts", "--from", "beginning", "--follow=false", "--json")
-	if err := tail.Wait(time.Minute); err != nil {
-		b.t.Fatalf("alerts tail: %v\n%s", err, tail.Output())
-	}
-	var events []alert.Event
-	for _, line := range strings.Split(tail.Output(), "\n") {
-		if !strings.HasPrefix(line, "{") {
-			continue
-		}
-		e, err := alert.Decode([]byte(line))
-		if err != nil {
-			b.t.Fatalf("alerts tail printed %q: %v", line, err)
-		}
-		events = append(events, e)
-	}
-	return events
-}
+// alertEvents reads every event on the bed's alert topic (see
+// alertEventsOn).
+func (b *bed) alertEvents() []alert.Event { return b.alertEventsOn(b.topic + "-alerts") }
 
 type groundTruth struct {
 	Series  string `json:"series"`

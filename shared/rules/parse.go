@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/metricpipe/metricpipe/shared/yamlnode"
 )
 
 // maxErrors bounds how many problems one Parse reports: enough to fix a
@@ -122,12 +124,12 @@ func (p *parser) top(doc *yaml.Node, set *Set) {
 		}
 		root = root.Content[0]
 	}
-	root = deref(root)
-	if isNull(root) {
+	root = yamlnode.Deref(root)
+	if yamlnode.IsNull(root) {
 		return
 	}
 	if root.Kind != yaml.MappingNode {
-		p.errf(root, "", "want a mapping with the key rules, got %s", describe(root))
+		p.errf(root, "", "want a mapping with the key rules, got %s", yamlnode.Describe(root))
 		return
 	}
 	p.mapping(root, "", func(key string, k, v *yaml.Node) {
@@ -141,16 +143,16 @@ func (p *parser) top(doc *yaml.Node, set *Set) {
 }
 
 func (p *parser) rules(n *yaml.Node, set *Set) {
-	if isNull(n) {
+	if yamlnode.IsNull(n) {
 		return
 	}
 	if n.Kind != yaml.SequenceNode {
-		p.errf(n, "rules", "want a list of rules, got %s", describe(n))
+		p.errf(n, "rules", "want a list of rules, got %s", yamlnode.Describe(n))
 		return
 	}
 	for i, item := range n.Content {
 		p.rule, p.name = i, ""
-		if r := p.parseRule(deref(item)); r != nil {
+		if r := p.parseRule(yamlnode.Deref(item)); r != nil {
 			set.Rules = append(set.Rules, r)
 		}
 	}
@@ -162,13 +164,13 @@ const ruleKeys = "name, match, threshold, anomaly, predictive, absence, for, kee
 // parseRule returns the rule n defines, or nil after reporting its problems.
 func (p *parser) parseRule(n *yaml.Node) *Rule {
 	if n.Kind != yaml.MappingNode {
-		p.errf(n, "", "want a mapping, got %s", describe(n))
+		p.errf(n, "", "want a mapping, got %s", yamlnode.Describe(n))
 		return nil
 	}
 	before := len(p.errs)
 	r := &Rule{Line: n.Line, Severity: "warning", Match: Match{Measurement: "*", Field: "*"}}
 	// The name first, so that every message about the rule carries it.
-	if nn := lookup(n, "name"); nn == nil {
+	if nn := yamlnode.Lookup(n, "name"); nn == nil {
 		p.errf(n, "name", "required")
 	} else if s, ok := p.str(nn, "name"); ok {
 		switch j, dup := p.names[s]; {
@@ -280,11 +282,11 @@ func (p *parser) checkHysteresis(r *Rule, n *yaml.Node) {
 }
 
 func (p *parser) match(n *yaml.Node, m *Match) {
-	if isNull(n) {
+	if yamlnode.IsNull(n) {
 		return
 	}
 	if n.Kind != yaml.MappingNode {
-		p.errf(n, "match", "want a mapping of measurement, field and tags, got %s", describe(n))
+		p.errf(n, "match", "want a mapping of measurement, field and tags, got %s", yamlnode.Describe(n))
 		return
 	}
 	p.mapping(n, "match", func(key string, k, v *yaml.Node) {
@@ -302,11 +304,11 @@ func (p *parser) match(n *yaml.Node, m *Match) {
 }
 
 func (p *parser) tagMatches(n *yaml.Node) []TagMatch {
-	if isNull(n) {
+	if yamlnode.IsNull(n) {
 		return nil
 	}
 	if n.Kind != yaml.MappingNode {
-		p.errf(n, "match.tags", "want a mapping of tag keys to patterns, got %s", describe(n))
+		p.errf(n, "match.tags", "want a mapping of tag keys to patterns, got %s", yamlnode.Describe(n))
 		return nil
 	}
 	var tags []TagMatch
@@ -378,11 +380,11 @@ func (p *parser) threshold(n *yaml.Node, c *ThresholdCond) {
 // band parses outside: [lo, hi].
 func (p *parser) band(n *yaml.Node, field string) (lo, hi float64) {
 	if n.Kind != yaml.SequenceNode || len(n.Content) != 2 {
-		p.errf(n, field, "want [lo, hi], got %s", describe(n))
+		p.errf(n, field, "want [lo, hi], got %s", yamlnode.Describe(n))
 		return 0, 0
 	}
-	lo, ok1 := p.number(deref(n.Content[0]), field+"[0]")
-	hi, ok2 := p.number(deref(n.Content[1]), field+"[1]")
+	lo, ok1 := p.number(yamlnode.Deref(n.Content[0]), field+"[0]")
+	hi, ok2 := p.number(yamlnode.Deref(n.Content[1]), field+"[1]")
 	if ok1 && ok2 && lo >= hi {
 		p.errf(n, field, "want lo < hi, got [%g, %g]", lo, hi)
 	}
@@ -480,18 +482,18 @@ func (p *parser) absence(n *yaml.Node, c *AbsenceCond) {
 
 func (p *parser) condMapping(n *yaml.Node, field, example string) bool {
 	if n.Kind != yaml.MappingNode {
-		p.errf(n, field, "want a mapping such as %s, got %s", example, describe(n))
+		p.errf(n, field, "want a mapping such as %s, got %s", example, yamlnode.Describe(n))
 		return false
 	}
 	return true
 }
 
 func (p *parser) labels(n *yaml.Node) map[string]string {
-	if isNull(n) {
+	if yamlnode.IsNull(n) {
 		return nil
 	}
 	if n.Kind != yaml.MappingNode {
-		p.errf(n, "labels", "want a mapping of names to values, got %s", describe(n))
+		p.errf(n, "labels", "want a mapping of names to values, got %s", yamlnode.Describe(n))
 		return nil
 	}
 	var labels map[string]string

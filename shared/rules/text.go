@@ -9,6 +9,8 @@ import (
 	"text/template/parse"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/metricpipe/metricpipe/shared/yamlnode"
 )
 
 // maxTextBytes bounds a rendered summary or description: an alert event
@@ -146,8 +148,8 @@ func (p *parser) template(n, rn *yaml.Node, name, def string, r *Rule) *template
 	src := templateSource(n, def)
 	if n == nil {
 		n = rn
-	} else if !isNull(n) && n.Kind != yaml.ScalarNode {
-		p.errf(n, name, "want a template string, got %s", describe(n))
+	} else if !yamlnode.IsNull(n) && n.Kind != yaml.ScalarNode {
+		p.errf(n, name, "want a template string, got %s", yamlnode.Describe(n))
 		return nil
 	}
 	t, err := template.New(name).Parse(src)
@@ -166,7 +168,7 @@ func (p *parser) template(n, rn *yaml.Node, name, def string, r *Rule) *template
 }
 
 func templateSource(n *yaml.Node, def string) string {
-	if n == nil || isNull(n) || n.Kind != yaml.ScalarNode {
+	if n == nil || yamlnode.IsNull(n) || n.Kind != yaml.ScalarNode {
 		return def
 	}
 	return n.Value

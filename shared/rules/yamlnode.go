@@ -2,10 +2,11 @@ package rules
 
 import (
 	"math"
-	"strconv"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/metricpipe/metricpipe/shared/yamlnode"
 )
 
 // mapping calls f for each key of the mapping m with its (dereferenced)
@@ -13,9 +14,9 @@ import (
 func (p *parser) mapping(m *yaml.Node, field string, f func(key string, k, v *yaml.Node)) {
 	seen := make(map[string]int, len(m.Content)/2)
 	for i := 0; i+1 < len(m.Content); i += 2 {
-		k, v := deref(m.Content[i]), deref(m.Content[i+1])
+		k, v := yamlnode.Deref(m.Content[i]), yamlnode.Deref(m.Content[i+1])
 		if k.Kind != yaml.ScalarNode {
-			p.errf(k, field, "want a plain key, got %s", describe(k))
+			p.errf(k, field, "want a plain key, got %s", yamlnode.Describe(k))
 			continue
 		}
 		path := k.Value
@@ -35,21 +36,11 @@ func (p *parser) mapping(m *yaml.Node, field string, f func(key string, k, v *ya
 	}
 }
 
-// lookup returns the value of key in the mapping m, or nil.
-func lookup(m *yaml.Node, key string) *yaml.Node {
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if k := deref(m.Content[i]); k.Kind == yaml.ScalarNode && k.Value == key {
-			return deref(m.Content[i+1])
-		}
-	}
-	return nil
-}
-
 // str returns a scalar's text. Any scalar but null is accepted: a label
 // value of 1 or true means the text.
 func (p *parser) str(n *yaml.Node, field string) (string, bool) {
-	if n.Kind != yaml.ScalarNode || isNull(n) {
-		p.errf(n, field, "want a string, got %s", describe(n))
+	if n.Kind != yaml.ScalarNode || yamlnode.IsNull(n) {
+		p.errf(n, field, "want a string, got %s", yamlnode.Describe(n))
 		return "", false
 	}
 	return n.Value, true
@@ -64,14 +55,14 @@ func (p *parser) number(n *yaml.Node, field string) (float64, bool) {
 		p.errf(n, field, "want a finite number, got %s", n.Value)
 		return 0, false
 	}
-	p.errf(n, field, "want a number, got %s", describe(n))
+	p.errf(n, field, "want a number, got %s", yamlnode.Describe(n))
 	return 0, false
 }
 
 // duration parses a Go duration; positive demands > 0, otherwise ≥ 0.
 func (p *parser) duration(n *yaml.Node, field string, positive bool) (time.Duration, bool) {
-	if n.Kind != yaml.ScalarNode || isNull(n) {
-		p.errf(n, field, "want a duration such as 90s, 5m or 4h, got %s", describe(n))
+	if n.Kind != yaml.ScalarNode || yamlnode.IsNull(n) {
+		p.errf(n, field, "want a duration such as 90s, 5m or 4h, got %s", yamlnode.Describe(n))
 		return 0, false
 	}
 	d, err := time.ParseDuration(n.Value)
@@ -99,35 +90,4 @@ func validName(s string) bool {
 		}
 	}
 	return true
-}
-
-// deref follows aliases to the anchored node. yaml.v3 rejects undefined
-// anchors, and an anchor's node is never itself an alias; the bound guards
-// against a surprise.
-func deref(n *yaml.Node) *yaml.Node {
-	for i := 0; i < 8 && n.Kind == yaml.AliasNode && n.Alias != nil; i++ {
-		n = n.Alias
-	}
-	return n
-}
-
-func isNull(n *yaml.Node) bool {
-	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
-}
-
-// describe names what a node holds for messages.
-func describe(n *yaml.Node) string {
-	switch {
-	case n == nil || isNull(n):
-		return "nothing"
-	case n.Kind == yaml.MappingNode:
-		return "a mapping"
-	case n.Kind == yaml.SequenceNode:
-		return "a list"
-	case n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str":
-		return strconv.Quote(n.Value)
-	case n.Kind == yaml.ScalarNode:
-		return n.Value
-	}
-	return "something else"
 }

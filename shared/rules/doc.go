@@ -65,6 +65,9 @@
 //     Templates may not use {{ define }}, {{ block }} or {{ template }}, may
 //     {{ range }} only over a field (.Labels), and render at most 16 KiB:
 //     an alert's text must not be able to stall the analyzer.
+//   - actions: recovery actions run when the rule's alerts fire or resolve
+//     (see Actions below). They are not part of [Rule.Hash]: editing them
+//     keeps the alerts' state across a reload.
 //
 // Durations are Go durations ("90s", "5m", "1h30m"); days ("1d") are not
 // accepted: write "24h". Numbers are YAML numbers; a quoted "90" is a
@@ -86,6 +89,30 @@
 //     [Rule.Eval] for how the horizon is probed).
 //   - absence: {for: D}: no point of the series for D > 0 (deadman;
 //     evaluated by [Rule.Absent]).
+//
+// # Actions
+//
+// Each entry of a rule's actions list is a webhook or an exec action:
+//
+//	actions:
+//	  - on: firing               # or resolved; default firing
+//	    webhook: {url: https://hooks.example.com/x, timeout: 5s, retries: 3,
+//	              secret_env: HOOK_SECRET, headers: {X-Team: ops},
+//	              headers_env: {Authorization: HOOK_TOKEN}}
+//	    cooldown: 10m            # per alert: no second run within it
+//	    rate_limit: 6/h          # runs of this action over all the rule's alerts
+//	    dry_run: false           # true: log and audit, run nothing
+//	  - exec: {command: restart-deployment, args: ["{{ .Labels.service }}"], timeout: 30s}
+//
+// A webhook's url must be http or https without credentials; its secrets
+// come from the environment (secret_env, headers_env) or an absolute
+// secret_file, read at each run, never from the rule file. retries (0 to
+// 10, default 3) follow 5xx and network errors, never 4xx. An exec
+// command is the bare name of a program in the analyzer's --actions-dir
+// ([Options]): no path, no shell. Its args are text/template sources over
+// the alert event (.Labels.service, .Rule, .Fingerprint, .State, .Value,
+// .Series, .Severity, .Summary); a label the event lacks fails the run
+// rather than pass "<no value>". Package shared/action runs them.
 //
 // # Validation
 //

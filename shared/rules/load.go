@@ -57,12 +57,15 @@ func (e *Error) Error() string {
 
 // Load reads and parses the rule file at path (see Parse). Besides the
 // *Error problems of Parse it returns the file's read error, wrapped.
-func Load(path string) (*Set, error) {
+func Load(path string) (*Set, error) { return LoadWith(path, Options{}) }
+
+// LoadWith is Load with host settings: see Options.
+func LoadWith(path string, opts Options) (*Set, error) {
 	data, err := readFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("load rules: %w", err)
 	}
-	return Parse(path, data)
+	return ParseWith(path, data, opts)
 }
 
 func readFile(path string) ([]byte, error) {

@@ -24,7 +24,12 @@ const maxErrors = 50
 // as *Error values joined with errors.Join (at most 50, the last one saying
 // how many more there are), and no Set. Parse never panics.
 func Parse(name string, data []byte) (*Set, error) {
-	p := &parser{file: name, rule: -1, names: map[string]int{}}
+	return ParseWith(name, data, Options{})
+}
+
+// ParseWith is Parse with host settings: see Options.
+func ParseWith(name string, data []byte, opts Options) (*Set, error) {
+	p := &parser{file: name, rule: -1, names: map[string]int{}, opts: opts}
 	set := &Set{Source: name}
 	doc, extra, err := decodeYAML(data)
 	switch {
@@ -83,6 +88,7 @@ func decodeYAML(data []byte) (doc, extra *yaml.Node, err error) {
 
 type parser struct {
 	file string
+	opts Options
 	errs []*Error
 	// rule and name are the rule being parsed (-1 outside rules).
 	rule int
@@ -159,7 +165,7 @@ func (p *parser) rules(n *yaml.Node, set *Set) {
 	p.rule, p.name = -1, ""
 }
 
-const ruleKeys = "name, match, threshold, anomaly, predictive, absence, for, keep_firing_for, hysteresis, severity, labels, summary or description"
+const ruleKeys = "name, match, threshold, anomaly, predictive, absence, for, keep_firing_for, hysteresis, severity, labels, summary, description or actions"
 
 // parseRule returns the rule n defines, or nil after reporting its problems.
 func (p *parser) parseRule(n *yaml.Node) *Rule {
@@ -233,6 +239,8 @@ func (p *parser) parseRule(n *yaml.Node) *Rule {
 			summary = v
 		case "description":
 			description = v
+		case "actions":
+			r.Actions = p.actions(v)
 		default:
 			p.errf(k, key, "unknown key (want %s)", ruleKeys)
 		}

@@ -155,11 +155,14 @@ type Rule struct {
 	// texts; Summary holds the default for the rule's kind when the file
 	// gives none.
 	Summary, Description string
+	// Actions are run when the rule's alerts fire or resolve. They are not
+	// part of Hash: changing them does not reset the alerts' state.
+	Actions []Action
 	// Line is where the rule starts in its file, for messages.
 	Line int
 	// Hash identifies the rule's whole definition: two rules have the same
 	// hash when (with overwhelming probability only when) every setting
-	// above except Line is equal, however the YAML was written. A reload
+	// above except Actions and Line is equal, however the YAML was written. A reload
 	// keeps the alert state of rules whose name and hash are unchanged.
 	Hash uint64
 

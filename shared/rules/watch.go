@@ -22,6 +22,7 @@ type Watcher struct {
 	interval time.Duration
 	log      zerolog.Logger
 	onLoad   func(*Set)
+	opts     Options
 	cur      atomic.Pointer[Set]
 
 	// Owned by Run.
@@ -38,6 +39,11 @@ type Watcher struct {
 // be nil, is called by Run with each new set; NewWatcher does not call it:
 // the initial set is Current().
 func NewWatcher(path string, interval time.Duration, log zerolog.Logger, onLoad func(*Set)) (*Watcher, error) {
+	return NewWatcherWith(path, interval, Options{}, log, onLoad)
+}
+
+// NewWatcherWith is NewWatcher parsing every version with opts.
+func NewWatcherWith(path string, interval time.Duration, opts Options, log zerolog.Logger, onLoad func(*Set)) (*Watcher, error) {
 	var errs []error
 	if path == "" {
 		errs = append(errs, errors.New("rules file: empty path"))
@@ -53,6 +59,7 @@ func NewWatcher(path string, interval time.Duration, log zerolog.Logger, onLoad 
 		interval: interval,
 		log:      log.With().Str("rules_file", path).Logger(),
 		onLoad:   onLoad,
+		opts:     opts,
 	}
 	// Stat before reading: a change between the two then shows as a new
 	// stamp at the next poll rather than going unnoticed.
@@ -64,7 +71,7 @@ func NewWatcher(path string, interval time.Duration, log zerolog.Logger, onLoad 
 	if err != nil {
 		return nil, fmt.Errorf("load rules: %w", err)
 	}
-	set, err := Parse(path, data)
+	set, err := ParseWith(path, data, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -133,7 +140,7 @@ func (w *Watcher) check(forced bool) {
 		return // touched or rewritten with the same content
 	}
 	w.sum = sum
-	set, err := Parse(w.path, data)
+	set, err := ParseWith(w.path, data, w.opts)
 	if err != nil {
 		w.log.Error().Err(err).Msg("rules file invalid, keeping the current rules")
 		return

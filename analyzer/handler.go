@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/metricpipe/metricpipe/shared/action"
 	"github.com/metricpipe/metricpipe/shared/alert"
 	"github.com/metricpipe/metricpipe/shared/influx"
 	"github.com/metricpipe/metricpipe/shared/kafkaio"
@@ -31,6 +32,7 @@ type output struct {
 	alerts      messageWriter
 	writer      *influx.Writer
 	dlq         *kafkaio.DeadLetters // for what InfluxDB refuses
+	actions     *action.Executor     // nil: no recovery actions
 	measurement string               // of alert events in InfluxDB
 	backoff     retry.Backoff        // of alert publishes
 	metrics     metrics
@@ -185,6 +187,11 @@ func (h *handler) flush(ctx context.Context) error {
 	events := h.res.events
 	if err := h.publish(ctx, events); err != nil {
 		return err
+	}
+	// Only published events run actions. Submit never blocks, and runs an
+	// event's actions once should a retried batch publish it again.
+	if h.out.actions != nil && len(events) > 0 {
+		h.out.actions.Submit(h.eng.book.set, events)
 	}
 	pts := h.res.points
 	refused, err := h.out.writer.Write(ctx, pts)

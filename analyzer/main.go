@@ -13,6 +13,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/metricpipe/metricpipe/shared/action"
 	"github.com/metricpipe/metricpipe/shared/anomaly"
 	"github.com/metricpipe/metricpipe/shared/forecast"
 	"github.com/metricpipe/metricpipe/shared/influx"
@@ -38,6 +39,10 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		&cli.DurationFlag{Name: "rules-poll", Value: 5 * time.Second, Usage: "how often the rule file is checked for changes", EnvVars: env("rules-poll"), Category: "Alerts"},
 		&cli.DurationFlag{Name: "repeat-interval", Usage: "re-announce a firing alert this often, in event time (0: only on changes)", EnvVars: env("repeat-interval"), Category: "Alerts"},
 		&cli.DurationFlag{Name: "absence-check", Value: 10 * time.Second, Usage: "how often a quiet partition looks for series absent past their rule's \"for\"", EnvVars: env("absence-check"), Category: "Alerts"},
+		&cli.StringFlag{Name: "actions-dir", Usage: "allow-list directory of the programs rules' exec actions may run, by bare name (empty: exec actions are refused)", EnvVars: env("actions-dir"), Category: "Actions"},
+		&cli.IntFlag{Name: "actions-workers", Value: action.DefaultConfig().Workers, Usage: "recovery actions run at once", EnvVars: env("actions-workers"), Category: "Actions"},
+		&cli.IntFlag{Name: "actions-queue", Value: action.DefaultConfig().Queue, Usage: "recovery actions waiting for a worker at most; more are dropped, audited and counted", EnvVars: env("actions-queue"), Category: "Actions"},
+		&cli.StringFlag{Name: "actions-topic", Usage: "topic of the audit record of every action attempt (empty: <alert-topic>-actions)", EnvVars: env("actions-topic"), Category: "Actions"},
 		&cli.StringFlag{Name: "alerts-measurement", Value: "metricpipe_alerts", Usage: "InfluxDB measurement of alert events", EnvVars: env("alerts-measurement"), Category: "Alerts"},
 		&cli.StringFlag{Name: "model", Value: string(forecast.DefaultConfig().Kind), Usage: "forecaster: holt, holt-winters, ar or auto (the best recent one per series)", EnvVars: env("model"), Category: "Forecast"},
 		&cli.StringFlag{Name: "season", Usage: "seasonal period for Holt-Winters: points (\"24\") or time (\"24h\", turned into points by each series' interval); empty: none", EnvVars: env("season"), Category: "Forecast"},
@@ -98,6 +103,9 @@ func configFromCLI(c *cli.Context) (config, error) {
 		RulesFile:         c.String("rules"),
 		RulesPoll:         c.Duration("rules-poll"),
 		AlertsMeasurement: c.String("alerts-measurement"),
+		ActionsDir:        c.String("actions-dir"),
+		Actions:           actionsFromCLI(c),
+		ActionsTopic:      kafkaio.TopicSpecFromCLI(c, actionsTopic(c.String("actions-topic"), c.String("alert-topic"))),
 		Group: kafkaio.GroupConfig{
 			Topic:        c.String("topic"),
 			Group:        c.String("group"),
@@ -109,6 +117,13 @@ func configFromCLI(c *cli.Context) (config, error) {
 			IdleAfter:    c.Duration("absence-check"),
 		},
 	}, errors.Join(kerr, ierr, aerr)
+}
+
+// actionsFromCLI reads the executor's flags over its defaults.
+func actionsFromCLI(c *cli.Context) action.Config {
+	a := action.DefaultConfig()
+	a.Workers, a.Queue = c.Int("actions-workers"), c.Int("actions-queue")
+	return a
 }
 
 // analysisFromCLI reads the forecast, anomaly and alert settings.

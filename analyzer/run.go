@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/metricpipe/metricpipe/shared/action"
 	"github.com/metricpipe/metricpipe/shared/anomaly"
 	"github.com/metricpipe/metricpipe/shared/influx"
 	"github.com/metricpipe/metricpipe/shared/kafkaio"
@@ -36,11 +38,23 @@ type config struct {
 	RulesPoll time.Duration
 	// AlertsMeasurement is the InfluxDB measurement of alert events.
 	AlertsMeasurement string
+	// ActionsDir is the allow-list directory of the programs exec actions
+	// may run; empty: rules with exec actions are refused.
+	ActionsDir string
+	Actions    action.Config
+	// ActionsTopic receives the audit record of every action attempt.
+	ActionsTopic kafkaio.TopicSpec
 }
 
 func (c config) Validate() error {
 	errs := []error{c.Service.Validate(), c.Kafka.Validate(), c.Influx.Validate(), c.Topic.Validate(),
-		c.Alerts.Validate(), c.DLQ.Validate(), c.Group.Validate(), c.Analysis.Validate()}
+		c.Alerts.Validate(), c.DLQ.Validate(), c.Group.Validate(), c.Analysis.Validate(), c.Actions.Validate(),
+		c.ActionsTopic.Validate()}
+	if c.ActionsDir != "" {
+		if st, err := os.Stat(c.ActionsDir); err != nil || !st.IsDir() {
+			errs = append(errs, fmt.Errorf("--actions-dir %q: not a directory", c.ActionsDir))
+		}
+	}
 	if c.RulesPoll <= 0 {
 		errs = append(errs, fmt.Errorf("--rules-poll %s: want > 0", c.RulesPoll))
 	}
@@ -100,7 +114,8 @@ func run(ctx context.Context, cfg config, log zerolog.Logger, reg *prometheus.Re
 	if cfg.RulesFile != "" {
 		gen := uint64(1)
 		loaded := func(s *rules.Set) { book.Store(&ruleBook{set: s, gen: gen}) } // the watcher logs loads
-		watcher, err = rules.NewWatcher(cfg.RulesFile, cfg.RulesPoll, log, func(s *rules.Set) {
+		opts := rules.Options{ActionsDir: cfg.ActionsDir, ResolveExec: true}
+		watcher, err = rules.NewWatcherWith(cfg.RulesFile, cfg.RulesPoll, opts, log, func(s *rules.Set) {
 			gen++ // onLoad runs on the watcher's goroutine only
 			m.ruleReloads.Inc()
 			loaded(s)
@@ -126,7 +141,7 @@ func run(ctx context.Context, cfg config, log zerolog.Logger, reg *prometheus.Re
 	partitions, setPartitions := service.Pending("kafka partitions")
 	checks := []service.Check{{Name: "kafka", Probe: admin.Ping}, writer.Check(), partitions}
 	return service.Run(ctx, log, cfg.Service.HTTPAddr, reg, checks, func(ctx context.Context) error {
-		if err := admin.EnsureTopics(ctx, append([]kafkaio.TopicSpec{cfg.Topic, cfg.Alerts, cfg.DLQ}, cfg.Group.Checkpoints.Topics(cfg.Topic)...)...); err != nil {
+		if err := admin.EnsureTopics(ctx, append([]kafkaio.TopicSpec{cfg.Topic, cfg.Alerts, cfg.DLQ, cfg.ActionsTopic}, cfg.Group.Checkpoints.Topics(cfg.Topic)...)...); err != nil {
 			return err
 		}
 		dlq, err := kafkaio.NewDeadLetters(cfg.Kafka, cfg.DLQ.Name, "analyzer")
@@ -145,6 +160,16 @@ func run(ctx context.Context, cfg config, log zerolog.Logger, reg *prometheus.Re
 		}
 		defer w.Close()
 		out.alerts = w
+		aw, err := kafkaio.NewWriter(cfg.Kafka, cfg.ActionsTopic.Name, kafkaio.WriterOptions{})
+		if err != nil {
+			return err
+		}
+		defer aw.Close()
+		actions, err := action.New(cfg.Actions, log.With().Str("topic", cfg.ActionsTopic.Name).Logger(), reg, auditWriter{aw})
+		if err != nil {
+			return err
+		}
+		out.actions = actions
 		gc, err := kafkaio.NewGroupConsumer(cfg.Kafka, cfg.Group, log, reg)
 		if err != nil {
 			return err
@@ -156,6 +181,7 @@ func run(ctx context.Context, cfg config, log zerolog.Logger, reg *prometheus.Re
 		if watcher != nil {
 			g.Go(func() error { return watcher.Run(ctx, reload) })
 		}
+		g.Go(func() error { return actions.Run(ctx) })
 		g.Go(func() error {
 			return gc.Run(ctx, func(partition int) (kafkaio.Handler, error) {
 				return &handler{out: out, dec: newDecoder(), eng: newEngine(&cfg.Analysis, params, book.Load()), rules: &book, now: time.Now,

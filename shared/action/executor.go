@@ -132,6 +132,9 @@ func New(cfg Config, log zerolog.Logger, reg prometheus.Registerer, pub Publishe
 	return x, nil
 }
 
+// Queued returns how many actions wait for a worker.
+func (x *Executor) Queued() int { return len(x.queue) }
+
 // Submit queues the actions of set's rules that the events call for: those
 // whose On is the event's state. It copies what it keeps of events, which
 // the caller may reuse at once. An event already submitted (same rule,

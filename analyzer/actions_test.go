@@ -122,3 +122,22 @@ func TestHandlerActionsDoNotBlock(t *testing.T) {
 		t.Errorf("%g actions dropped of %g, want all but one or two", n, fired)
 	}
 }
+
+func TestAuditWriter(t *testing.T) {
+	var c captured
+	recs := []action.Record{{Rule: "r", Fingerprint: "fp1", Kind: "exec", Outcome: action.OK}, {Rule: "r", Fingerprint: "fp2", Kind: "webhook", Outcome: action.Dropped}}
+	if err := (auditWriter{&c}).Publish(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	got := c.take()
+	if len(got) != 2 || !strings.HasPrefix(got[0], `alert fp1 {"time":"0001-01-01T00:00:00Z","rule":"r","fingerprint":"fp1",`) ||
+		!strings.Contains(got[1], `"outcome":"dropped"`) {
+		t.Errorf("published %q", got)
+	}
+	if err := (auditWriter{failingWriter{}}).Publish(context.Background(), recs); err == nil || !strings.Contains(err.Error(), "publish 2 audit records: broker down") {
+		t.Errorf("Publish to a failing topic: %v", err)
+	}
+	if got := actionsTopic("", "metrics-alerts"); got != "metrics-alerts-actions" {
+		t.Errorf("default actions topic %q", got)
+	}
+}

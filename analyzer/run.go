@@ -177,11 +177,17 @@ func run(ctx context.Context, cfg config, log zerolog.Logger, reg *prometheus.Re
 		defer gc.Close()
 		setPartitions(gc.Check())
 		log.Info().Str("topic", cfg.Group.Topic).Str("group", cfg.Group.Group).Str("bucket", writer.Bucket()).Msg("analyzing")
+		// The executor outlives the partitions' drain, so that the events
+		// its last batches publish are still handed over (then dropped and
+		// audited as such if it has no time to run them).
+		actx, stopActions := context.WithCancel(context.WithoutCancel(ctx))
+		actionsDone := make(chan struct{})
+		go func() { defer close(actionsDone); actions.Run(actx) }()
+		defer func() { stopActions(); <-actionsDone }()
 		g, ctx := errgroup.WithContext(ctx)
 		if watcher != nil {
 			g.Go(func() error { return watcher.Run(ctx, reload) })
 		}
-		g.Go(func() error { return actions.Run(ctx) })
 		g.Go(func() error {
 			return gc.Run(ctx, func(partition int) (kafkaio.Handler, error) {
 				return &handler{out: out, dec: newDecoder(), eng: newEngine(&cfg.Analysis, params, book.Load()), rules: &book, now: time.Now,

@@ -76,7 +76,9 @@ func (x *Executor) audit(rec Record) {
 	}
 	var ev *zerolog.Event
 	switch rec.Outcome {
-	case Failed, Dropped:
+	case Dropped:
+		ev = x.dropLog.Warn()
+	case Failed:
 		ev = x.log.Warn()
 	default:
 		ev = x.log.Info()

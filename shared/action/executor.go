@@ -77,6 +77,7 @@ type Publisher interface {
 type Executor struct {
 	cfg     Config
 	log     zerolog.Logger
+	dropLog zerolog.Logger // sampled: a full queue drops many at once
 	pub     Publisher // nil: audit records are only logged and counted
 	now     func() time.Time
 	queue   chan job
@@ -109,6 +110,7 @@ func New(cfg Config, log zerolog.Logger, reg prometheus.Registerer, pub Publishe
 	}
 	x := &Executor{
 		cfg: cfg, log: log, pub: pub, now: time.Now,
+		dropLog: log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Second}),
 		queue: make(chan job, cfg.Queue),
 		// Audit records outnumber actions (attempts, skips): room for a
 		// few each before the publisher must keep up.

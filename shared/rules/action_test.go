@@ -133,3 +133,16 @@ func TestParseActions(t *testing.T) {
 		t.Errorf("defaults: %+v %+v %+v", d[0], d[0].Webhook, d[1].Exec)
 	}
 }
+
+// Editing a rule's actions keeps its hash, and so its alerts' state across
+// a reload.
+func TestActionsOutsideHash(t *testing.T) {
+	a, err1 := Parse("a.yaml", []byte(base))
+	b, err2 := Parse("b.yaml", []byte(base+"    actions:\n      - webhook: {url: http://x}\n"))
+	if err := errors.Join(err1, err2); err != nil {
+		t.Fatal(err)
+	}
+	if a.Rules[0].Hash != b.Rules[0].Hash {
+		t.Errorf("actions changed the rule's hash")
+	}
+}

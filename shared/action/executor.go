@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"sync"
 	"time"
@@ -78,8 +79,9 @@ type Executor struct {
 	cfg     Config
 	log     zerolog.Logger
 	dropLog zerolog.Logger // sampled: a full queue drops many at once
-	pub     Publisher // nil: audit records are only logged and counted
+	pub     Publisher      // nil: audit records are only logged and counted
 	now     func() time.Time
+	client  *http.Client
 	queue   chan job
 	audits  chan Record
 	metrics metrics
@@ -110,8 +112,11 @@ func New(cfg Config, log zerolog.Logger, reg prometheus.Registerer, pub Publishe
 	}
 	x := &Executor{
 		cfg: cfg, log: log, pub: pub, now: time.Now,
+		// No redirects: the signed body and the headers (a token) go to
+		// the URL in the rule file and nowhere else; a 3xx is a failure.
+		client:  &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 		dropLog: log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Second}),
-		queue: make(chan job, cfg.Queue),
+		queue:   make(chan job, cfg.Queue),
 		// Audit records outnumber actions (attempts, skips): room for a
 		// few each before the publisher must keep up.
 		audits:  make(chan Record, 4*cfg.Queue),

@@ -147,7 +147,11 @@ func TestWebhook(t *testing.T) {
 					<-r.Context().Done()
 					return
 				}
-				w.WriteHeader(statuses[min(n, len(statuses))-1])
+				status := statuses[min(n, len(statuses))-1]
+				if status/100 == 3 {
+					w.Header().Set("Location", "/moved")
+				}
+				w.WriteHeader(status)
 			}))
 			defer srv.Close()
 			x, pub, _ := start(t, 10)
@@ -172,6 +176,7 @@ func TestWebhook(t *testing.T) {
 	f("400 is not retried", []int{400}, false, "", "failed", 1)
 	f("retries run out", []int{500}, false, ", retries: 1", "failed(retrying) failed", 2)
 	f("timeout", nil, true, ", retries: 0, timeout: 50ms", "failed", 1)
+	f("redirects are not followed", []int{307}, false, "", "failed", 1)
 
 	t.Run("unset secret", func(t *testing.T) {
 		x, pub, _ := start(t, 10)

@@ -47,7 +47,7 @@ func (x *Executor) webhook(ctx context.Context, j *job, rec Record) {
 	}
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
-		status, err := post(ctx, w, header, body)
+		status, err := post(ctx, x.client, w, header, body)
 		r := rec
 		r.Attempt, r.Status, r.Duration = attempt, status, time.Since(start).Seconds()
 		if err == nil {
@@ -102,7 +102,7 @@ func webhookHeader(w *rules.Webhook, body []byte) (http.Header, error) {
 }
 
 // post makes one attempt; its error is retry.Permanent for a 4xx.
-func post(ctx context.Context, w *rules.Webhook, header http.Header, body []byte) (int, error) {
+func post(ctx context.Context, client *http.Client, w *rules.Webhook, header http.Header, body []byte) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, w.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.URL, bytes.NewReader(body))
@@ -110,7 +110,7 @@ func post(ctx context.Context, w *rules.Webhook, header http.Header, body []byte
 		return 0, retry.Permanent(err)
 	}
 	req.Header = header.Clone()
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return 0, err
 	}

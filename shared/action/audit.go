@@ -2,6 +2,7 @@ package action
 
 import (
 	"context"
+	"math"
 	"net/url"
 	"time"
 
@@ -127,6 +128,17 @@ func (x *Executor) publishAudits(ctx context.Context, stop <-chan struct{}) {
 		}
 		batch = batch[:0]
 	}
+	// take moves queued records into the batch, up to limit.
+	take := func(limit int) {
+		for len(batch) < limit {
+			select {
+			case r := <-x.audits:
+				batch = append(batch, r)
+			default:
+				return
+			}
+		}
+	}
 	for {
 		select {
 		case <-stop:
@@ -134,28 +146,12 @@ func (x *Executor) publishAudits(ctx context.Context, stop <-chan struct{}) {
 			// topic.
 			grace, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			defer cancel()
-			for {
-				select {
-				case r := <-x.audits:
-					batch = append(batch, r)
-					continue
-				default:
-				}
-				break
-			}
+			take(math.MaxInt)
 			flush(grace)
 			return
 		case r := <-x.audits:
 			batch = append(batch[:0], r)
-			for len(batch) < 100 {
-				select {
-				case r := <-x.audits:
-					batch = append(batch, r)
-					continue
-				default:
-				}
-				break
-			}
+			take(100)
 			flush(ctx)
 		}
 	}

@@ -142,8 +142,10 @@ func (p *parser) top(doc *yaml.Node, set *Set) {
 		switch key {
 		case "rules":
 			p.rules(v, set)
+		case "dependencies":
+			p.dependencies(v, set)
 		default:
-			p.errf(k, key, "unknown key (want rules)")
+			p.errf(k, key, "unknown key (want rules or dependencies)")
 		}
 	})
 }

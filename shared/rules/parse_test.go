@@ -32,7 +32,7 @@ func TestParseErrors(t *testing.T) {
 	// YAML and file structure.
 	f("rules: [\n", `rules.yaml:1: yaml: did not find expected node content`)
 	f("- a\n", `rules.yaml:1: want a mapping with the key rules, got a list`)
-	f("rule:\n  - name: x\n", `rules.yaml:1: rule: unknown key (want rules)`)
+	f("rule:\n  - name: x\n", `rules.yaml:1: rule: unknown key (want rules or dependencies)`)
 	f("rules: {name: x}\n", `rules.yaml:1: rules: want a list of rules, got a mapping`)
 	f("rules: []\n---\nrules: []\n", `rules.yaml:2: a second YAML document: want one`)
 	f("rules:\n  - 5\n", `rules.yaml:2: rules[0]: want a mapping, got 5`)

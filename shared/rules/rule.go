@@ -173,6 +173,11 @@ type Rule struct {
 // after Parse returns it.
 type Set struct {
 	Rules []*Rule
+	// Dependencies are the declared dependencies between services: each
+	// service, by its value of the service label, with the services it
+	// depends on. The analyzer's incidents use them to link alerts and rank
+	// origins. Acyclic.
+	Dependencies map[string][]string
 	// Source is the file name given to Parse (the path for Load).
 	Source string
 }

@@ -41,7 +41,7 @@ type incident struct {
 	first     int64 // earliest start
 	last      int64 // latest start
 	firing    int
-	resolved  int64 // latest end, once none fires
+	resolved  int64          // latest end, once none fires
 	values    map[string]int // "label\x00value" of members' GroupBy labels → members
 	changed   bool
 	mergedTo  string

@@ -58,12 +58,14 @@ func alertsTailCommand() *cli.Command {
 	// shared are the flags the analyzer itself also has; see inheritFlags.
 	shared := append([]cli.Flag{
 		&cli.StringFlag{Name: "alert-topic", Value: kafkaio.DefaultAlertTopic, Usage: "topic alert events are published to", EnvVars: env("alert-topic"), Category: "Kafka"},
+		&cli.StringFlag{Name: "incidents-topic", Value: incidentTailDefaultTopic, Usage: "topic incident events are published to", EnvVars: env("incidents-topic"), Category: "Kafka"},
 	}, kafkaio.Flags("metricpipe-alerts-tail")...)
 	flags := []cli.Flag{
 		&cli.StringFlag{Name: "from", Value: "end", Usage: "where to start: end (only new alerts), beginning (everything retained) or a duration such as 1h (alerts published that long ago or later)", EnvVars: env("from")},
 		&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Value: true, Usage: "keep printing new alerts until interrupted; --follow=false prints what is there up to the current end and exits", EnvVars: env("follow")},
 		&cli.BoolFlag{Name: "json", Usage: "print each event's JSON as published, one event per line", EnvVars: env("json")},
-		&cli.StringFlag{Name: "state", Usage: "print only `STATE` events: firing or resolved (default: both)", EnvVars: env("state")},
+		&cli.BoolFlag{Name: "incidents", Usage: "print the incidents of --incidents-topic, each with its alerts and likely origins, instead of alert events", EnvVars: env("incidents")},
+		&cli.StringFlag{Name: "state", Usage: "print only `STATE` events: firing or resolved; with --incidents open, resolved or merged (default: all)", EnvVars: env("state")},
 		&cli.StringFlag{Name: "severity", Value: alert.SeverityInfo, Usage: "print only events at least this severe: info, warning or critical (events without a severity count as warning; unknown severities are always printed)", EnvVars: env("severity")},
 		&cli.StringFlag{Name: "color", Value: "auto", Usage: "colour the lines: auto (when stdout is a terminal and NO_COLOR is unset), always or never", EnvVars: env("color")},
 	}
@@ -92,8 +94,17 @@ partition and offset, and skipped. With --follow=false it exits once it has
 read up to the end offsets the topic had when it started; otherwise it runs
 until interrupted (Ctrl-C exits 0).
 
-The Kafka flags and --alert-topic may also be given before "alerts tail", as
-to the analyzer itself.`,
+With --incidents it reads the incidents topic instead and prints each
+incident event as a block: a header line (time, state, severity, id, alert
+and firing counts, the most likely origin with its lead, the summary), the
+incident's alerts indented one per line, then its first three likely origins
+with the evidence that ranks them. An absorbed incident prints one line
+naming the incident it was merged into. Every change republishes a whole
+incident with its version + 1: an event is printed only when its version is
+newer than the last printed for its id, so replays show once.
+
+The Kafka flags, --alert-topic and --incidents-topic may also be given before
+"alerts tail", as to the analyzer itself.`,
 		Flags: append(flags, shared...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -149,40 +160,54 @@ func inheritFlags(c *cli.Context, flags []cli.Flag) error {
 
 // tailConfig is the configuration of alerts tail.
 type tailConfig struct {
-	Kafka    kafkaio.Config
-	Topic    string
-	From     string // end, beginning or a duration
-	Follow   bool
-	JSON     bool
-	State    string // "", firing or resolved
-	Severity string // the least severity printed
-	Color    string // auto, always or never
+	Kafka     kafkaio.Config
+	Topic     string // --alert-topic, or --incidents-topic with Incidents
+	Incidents bool
+	From      string // end, beginning or a duration
+	Follow    bool
+	JSON      bool
+	State     string // "", firing or resolved; with Incidents open, resolved or merged
+	Severity  string // the least severity printed
+	Color     string // auto, always or never
 }
 
 func tailConfigFromCLI(c *cli.Context) (tailConfig, error) {
 	kc, err := kafkaio.ConfigFromCLI(c)
-	return tailConfig{
-		Kafka:    kc,
-		Topic:    c.String("alert-topic"),
-		From:     c.String("from"),
-		Follow:   c.Bool("follow"),
-		JSON:     c.Bool("json"),
-		State:    c.String("state"),
-		Severity: c.String("severity"),
-		Color:    c.String("color"),
-	}, err
+	cfg := tailConfig{
+		Kafka:     kc,
+		Topic:     c.String("alert-topic"),
+		Incidents: c.Bool("incidents"),
+		From:      c.String("from"),
+		Follow:    c.Bool("follow"),
+		JSON:      c.Bool("json"),
+		State:     c.String("state"),
+		Severity:  c.String("severity"),
+		Color:     c.String("color"),
+	}
+	if cfg.Incidents {
+		cfg.Topic = c.String("incidents-topic")
+	}
+	return cfg, err
 }
 
 // Validate reports every invalid setting, each naming its flag.
 func (c tailConfig) Validate() error {
 	errs := []error{c.Kafka.Validate()}
-	if c.Topic == "" {
+	switch {
+	case c.Topic == "" && c.Incidents:
+		errs = append(errs, errors.New("--incidents-topic: empty"))
+	case c.Topic == "":
 		errs = append(errs, errors.New("--alert-topic: empty"))
 	}
 	if _, err := parseTailFrom(c.From); err != nil {
 		errs = append(errs, err)
 	}
-	if c.State != "" && c.State != string(alert.Firing) && c.State != string(alert.Resolved) {
+	switch {
+	case c.Incidents:
+		if err := validIncidentTailState(c.State); err != nil {
+			errs = append(errs, err)
+		}
+	case c.State != "" && c.State != string(alert.Firing) && c.State != string(alert.Resolved):
 		errs = append(errs, fmt.Errorf("--state %q: want firing or resolved", c.State))
 	}
 	if _, ok := tailSeverityRank(c.Severity); !ok || c.Severity == "" {
@@ -244,12 +269,29 @@ func tailIsTerminal(w io.Writer) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-// runTail prints the alert topic's events to stdout until ctx is cancelled
-// or, with cfg.Follow off, until the end offsets found at the start are
-// reached; cancellation is a normal end and returns nil. Undecodable
-// messages are reported to stderr. now is the clock, read once for --from
-// and once per line for its age.
+// runTail prints the alert topic's events, or with cfg.Incidents the
+// incidents topic's, to stdout until ctx is cancelled or, with cfg.Follow
+// off, until the end offsets found at the start are reached; cancellation
+// is a normal end and returns nil. Undecodable messages are reported to
+// stderr. now is the clock, read once for --from and once per event for its
+// age.
 func runTail(ctx context.Context, cfg tailConfig, format tailFormat, stdout, stderr io.Writer, now func() time.Time) error {
+	out := bufio.NewWriter(stdout)
+	if cfg.Incidents {
+		p := &incidentTailPrinter{out: out, errOut: stderr, topic: cfg.Topic, json: cfg.JSON,
+			filter: cfg.incidentTailFilter(), format: format, seen: newIncidentTailSeen(tailDedupWindow), now: now}
+		return readTail(ctx, cfg, out, p.print, "incidents", now)
+	}
+	p := &tailPrinter{out: out, errOut: stderr, topic: cfg.Topic, json: cfg.JSON,
+		filter: cfg.filter(), format: format, seen: newTailSeen(tailDedupWindow), now: now}
+	return readTail(ctx, cfg, out, p.print, "alerts", now)
+}
+
+// readTail reads cfg.Topic as runTail describes and hands every message to
+// handle, one at a time in one goroutine, flushing out whenever it has caught
+// up. handle returns only errors writing to out; what names its output in
+// those errors.
+func readTail(ctx context.Context, cfg tailConfig, out *bufio.Writer, handle func(kafka.Message) error, what string, now func() time.Time) error {
 	from, err := parseTailFrom(cfg.From)
 	if err != nil {
 		return err
@@ -270,8 +312,6 @@ func runTail(ctx context.Context, cfg tailConfig, format tailFormat, stdout, std
 		spans = slices.DeleteFunc(spans, func(s tailSpan) bool { return s.Start >= s.End })
 	}
 
-	p := &tailPrinter{out: bufio.NewWriter(stdout), errOut: stderr, topic: cfg.Topic, json: cfg.JSON,
-		filter: cfg.filter(), format: format, seen: newTailSeen(tailDedupWindow), now: now}
 	readCtx, stopReading := context.WithCancel(ctx)
 	defer stopReading()
 	g, gctx := errgroup.WithContext(readCtx)
@@ -289,9 +329,9 @@ func runTail(ctx context.Context, cfg tailConfig, format tailFormat, stdout, std
 		if printErr != nil {
 			continue // drain until the readers have stopped
 		}
-		printErr = p.print(m)
+		printErr = handle(m)
 		if printErr == nil && len(msgs) == 0 {
-			printErr = p.out.Flush() // caught up: show what we have
+			printErr = out.Flush() // caught up: show what we have
 		}
 		if printErr != nil {
 			stopReading()
@@ -299,11 +339,11 @@ func runTail(ctx context.Context, cfg tailConfig, format tailFormat, stdout, std
 	}
 	readErr := g.Wait()
 	if printErr == nil {
-		printErr = p.out.Flush()
+		printErr = out.Flush()
 	}
 	switch {
 	case printErr != nil:
-		return fmt.Errorf("print alerts: %w", printErr)
+		return fmt.Errorf("print %s: %w", what, printErr)
 	case ctx.Err() != nil:
 		return nil // interrupted: a normal end
 	}
@@ -327,7 +367,7 @@ func tailSpans(ctx context.Context, client *kafka.Client, topic string, from tai
 		return nil, fmt.Errorf("metadata of %q: topic not found", topic)
 	}
 	if err := meta.Topics[0].Error; err != nil {
-		return nil, fmt.Errorf("alert topic %q: %w", topic, err)
+		return nil, fmt.Errorf("topic %q: %w", topic, err)
 	}
 	parts := make([]int, 0, len(meta.Topics[0].Partitions))
 	for _, p := range meta.Topics[0].Partitions {

@@ -105,7 +105,7 @@ func syntheticCommand(stderr io.Writer) *cli.Command {
 	return &cli.Command{
 		Name:  "synthetic",
 		Usage: "generate synthetic series (seasonal waves, bursty counts, flat stretches with level shifts) with labelled anomalies",
-		Flags: append(flags, deliveryFlags()...),
+		Flags: append(append(flags, topologyFlags()...), deliveryFlags()...),
 		Action: func(c *cli.Context) error {
 			d, derr := deliveryConfigFromCLI(c)
 			cfg := syntheticConfig{
@@ -121,7 +121,16 @@ func syntheticCommand(stderr io.Writer) *cli.Command {
 				GroundTruth: c.String("ground-truth"),
 				Shapes:      parseShapes(c.String("shapes")),
 			}
-			if err := errors.Join(derr, cfg.Validate()); err != nil {
+			tcfg, terr := topologyConfigFromCLI(c)
+			var topo *topology
+			if tcfg.File != "" {
+				var err error
+				if topo, err = loadTopology(tcfg.File); err == nil {
+					cfg.Series = topo.hosts()
+				}
+				terr = errors.Join(terr, err)
+			}
+			if err := errors.Join(derr, terr, cfg.Validate(), tcfg.Validate()); err != nil {
 				return err
 			}
 			log := service.NewLogger(stderr, cfg.Delivery.Service, "producer")
@@ -135,18 +144,36 @@ func syntheticCommand(stderr io.Writer) *cli.Command {
 				log.Warn().Str("interval", cfg.Interval.String()).
 					Msg("--rate 0 sends as fast as possible: event time runs ahead of the clock as fast as points are sent")
 			}
-			gen := newGenerator(cfg)
+			var (
+				gen   pointGenerator
+				plain *generator
+				topog *topologyGenerator
+			)
+			if topo != nil {
+				topog = newTopologyGenerator(cfg, tcfg, topo)
+				gen = topog
+			} else {
+				plain = newGenerator(cfg)
+				gen = plain
+			}
 			var truth *groundTruth
 			if cfg.GroundTruth != "" {
 				var err error
 				if truth, err = createGroundTruth(cfg.GroundTruth); err != nil {
 					return err
 				}
-				gen.onAnomaly = truth.add
+				if topog != nil {
+					topog.onIncident = truth.addIncident
+				} else {
+					plain.onAnomaly = truth.add
+				}
 			}
 			err := runSource(c.Context, cfg.Delivery, log, "synthetic", func(ctx context.Context, out sink, _ *prometheus.Registry, _ func(context.Context) error) error {
 				return generate(ctx, cfg, gen, out)
 			})
+			if topog != nil {
+				topog.finish() // the faults under way, truncated
+			}
 			if truth != nil {
 				err = errors.Join(err, truth.close())
 				log.Info().Str("file", cfg.GroundTruth).Int("anomalies", truth.n).Msg("ground truth written")
@@ -178,9 +205,15 @@ func (c syntheticConfig) ahead() float64 {
 	return float64(c.pace()) / (float64(c.Series) / c.Rate * float64(time.Second))
 }
 
+// pointGenerator fills p with the next point, reusing p's slices: the
+// synthetic series or a topology's hosts.
+type pointGenerator interface {
+	next(p *point.Point)
+}
+
 // generate sends generated points until the count or duration is reached
 // or ctx is done.
-func generate(ctx context.Context, cfg syntheticConfig, gen *generator, out sink) error {
+func generate(ctx context.Context, cfg syntheticConfig, gen pointGenerator, out sink) error {
 	if cfg.Duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, cfg.Duration)

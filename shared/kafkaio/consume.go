@@ -57,6 +57,9 @@ type GroupConfig struct {
 	// Checkpoints saves a Checkpointer handler's state, and restores it
 	// when a partition is assigned.
 	Checkpoints CheckpointConfig
+	// SingleOwner assigns every partition to one member of the group, for
+	// handlers that must see the whole topic; the others stand by.
+	SingleOwner bool
 }
 
 // Validate reports every invalid setting, each naming its flag.
@@ -191,11 +194,16 @@ func NewGroupConsumer(kc Config, cfg GroupConfig, log zerolog.Logger, reg promet
 		return nil, err
 	}
 	log = log.With().Str("topic", cfg.Topic).Str("group", cfg.Group).Logger()
+	var balancers []kafka.GroupBalancer // kafka-go's defaults
+	if cfg.SingleOwner {
+		balancers = []kafka.GroupBalancer{singleOwner{}}
+	}
 	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
-		ID:      cfg.Group,
-		Brokers: kc.Brokers,
-		Dialer:  dialer,
-		Topics:  []string{cfg.Topic},
+		GroupBalancers: balancers,
+		ID:             cfg.Group,
+		Brokers:        kc.Brokers,
+		Dialer:         dialer,
+		Topics:         []string{cfg.Topic},
 		// Short enough that a dead instance's partitions move within seconds,
 		// long enough to ride out a GC pause or a slow InfluxDB write.
 		HeartbeatInterval:      time.Second,

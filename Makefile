@@ -67,11 +67,12 @@ eval-gate: ## make eval, failing below the cross-validated standard score EVAL_F
 docs: ## regenerate docs/configuration.md from the services' flags
 	$(GO) test ./internal/docs -run TestConfigurationReference -update
 
-fuzz: ## fuzz the point decoders, the Kafka record decoder and the rule tests' series notation for FUZZTIME each (default 2m)
+fuzz: ## fuzz the point decoders, the Kafka record decoder, the incident event decoder and the rule tests' series notation for FUZZTIME each (default 2m)
 	$(GO) test ./shared/point -run '^$$' -fuzz '^FuzzDecodeLine$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./shared/point -run '^$$' -fuzz '^FuzzDecodeJSON$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./shared/kafkaio -run '^$$' -fuzz '^FuzzRecordSet$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./analyzer -run '^$$' -fuzz '^FuzzSeriesNotation$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./shared/incident -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
 
 # Built, not `go run`, so Ctrl-C reaches the demo directly and it exits 0
 # after stopping everything.

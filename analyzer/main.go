@@ -58,6 +58,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		&cli.IntFlag{Name: "max-series", Value: 100000, Usage: "series-fields analyzed per partition at most", EnvVars: env("max-series")},
 		&cli.DurationFlag{Name: "series-idle-timeout", Value: time.Hour, Usage: "forget a series without points for this long (unless an alert of it is firing)", EnvVars: env("series-idle-timeout")},
 	}
+	app.Flags = append(app.Flags, incidentFlags()...)
 	app.Flags = append(app.Flags, kafkaio.TopicFlags()...)
 	app.Flags = append(app.Flags, kafkaio.GroupFlags(kafkaio.DefaultAnalyzerGroup)...)
 	app.Flags = append(app.Flags, kafkaio.Flags("metricpipe-analyzer")...)
@@ -92,6 +93,16 @@ func configFromCLI(c *cli.Context) (config, error) {
 	kc, kerr := kafkaio.ConfigFromCLI(c)
 	ic, ierr := influx.ConfigFromCLI(c)
 	a, aerr := analysisFromCLI(c)
+	group := kafkaio.GroupConfig{
+		Topic:        c.String("topic"),
+		Group:        c.String("group"),
+		BatchSize:    c.Int("batch-size"),
+		BatchWait:    c.Duration("flush-interval"),
+		DrainTimeout: c.Duration("drain-timeout"),
+		Fetch:        kafkaio.FetchPolicyFromCLI(c),
+		Checkpoints:  kafkaio.CheckpointsFromCLI(c),
+		IdleAfter:    c.Duration("absence-check"),
+	}
 	return config{
 		Service:           service.ConfigFromCLI(c),
 		Kafka:             kc,
@@ -106,16 +117,8 @@ func configFromCLI(c *cli.Context) (config, error) {
 		ActionsDir:        c.String("actions-dir"),
 		Actions:           actionsFromCLI(c),
 		ActionsTopic:      kafkaio.TopicSpecFromCLI(c, actionsTopic(c.String("actions-topic"), c.String("alert-topic"))),
-		Group: kafkaio.GroupConfig{
-			Topic:        c.String("topic"),
-			Group:        c.String("group"),
-			BatchSize:    c.Int("batch-size"),
-			BatchWait:    c.Duration("flush-interval"),
-			DrainTimeout: c.Duration("drain-timeout"),
-			Fetch:        kafkaio.FetchPolicyFromCLI(c),
-			Checkpoints:  kafkaio.CheckpointsFromCLI(c),
-			IdleAfter:    c.Duration("absence-check"),
-		},
+		Group:             group,
+		Incidents:         incidentsFromCLI(c, group),
 	}, errors.Join(kerr, ierr, aerr)
 }
 

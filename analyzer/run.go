@@ -44,12 +44,13 @@ type config struct {
 	Actions    action.Config
 	// ActionsTopic receives the audit record of every action attempt.
 	ActionsTopic kafkaio.TopicSpec
+	Incidents    incidentsConfig
 }
 
 func (c config) Validate() error {
 	errs := []error{c.Service.Validate(), c.Kafka.Validate(), c.Influx.Validate(), c.Topic.Validate(),
 		c.Alerts.Validate(), c.DLQ.Validate(), c.Group.Validate(), c.Analysis.Validate(), c.Actions.Validate(),
-		c.ActionsTopic.Validate()}
+		c.ActionsTopic.Validate(), c.Incidents.Validate()}
 	if c.ActionsDir != "" {
 		if st, err := os.Stat(c.ActionsDir); err != nil || !st.IsDir() {
 			errs = append(errs, fmt.Errorf("--actions-dir %q: not a directory", c.ActionsDir))
@@ -139,9 +140,15 @@ func run(ctx context.Context, cfg config, log zerolog.Logger, reg *prometheus.Re
 		// Per-point warnings are sampled; the counters carry the totals.
 		hotLog: log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Second})}
 	partitions, setPartitions := service.Pending("kafka partitions")
+	incidentPartitions, setIncidentPartitions := service.Pending("incident partitions")
 	checks := []service.Check{{Name: "kafka", Probe: admin.Ping}, writer.Check(), partitions}
+	topics := append([]kafkaio.TopicSpec{cfg.Topic, cfg.Alerts, cfg.DLQ, cfg.ActionsTopic}, cfg.Group.Checkpoints.Topics(cfg.Topic)...)
+	if cfg.Incidents.Enabled {
+		checks = append(checks, incidentPartitions)
+		topics = append(topics, cfg.Incidents.Topic)
+	}
 	return service.Run(ctx, log, cfg.Service.HTTPAddr, reg, checks, func(ctx context.Context) error {
-		if err := admin.EnsureTopics(ctx, append([]kafkaio.TopicSpec{cfg.Topic, cfg.Alerts, cfg.DLQ, cfg.ActionsTopic}, cfg.Group.Checkpoints.Topics(cfg.Topic)...)...); err != nil {
+		if err := admin.EnsureTopics(ctx, topics...); err != nil {
 			return err
 		}
 		dlq, err := kafkaio.NewDeadLetters(cfg.Kafka, cfg.DLQ.Name, "analyzer")
@@ -187,6 +194,23 @@ func run(ctx context.Context, cfg config, log zerolog.Logger, reg *prometheus.Re
 		g, ctx := errgroup.WithContext(ctx)
 		if watcher != nil {
 			g.Go(func() error { return watcher.Run(ctx, reload) })
+		}
+		if cfg.Incidents.Enabled {
+			iw, err := kafkaio.NewWriter(cfg.Kafka, cfg.Incidents.Topic.Name, kafkaio.WriterOptions{})
+			if err != nil {
+				return err
+			}
+			defer iw.Close()
+			ic, err := kafkaio.NewGroupConsumer(cfg.Kafka, cfg.Incidents.Group, log, reg)
+			if err != nil {
+				return err
+			}
+			defer ic.Close()
+			setIncidentPartitions(ic.Check())
+			stage := newIncidents(cfg.Incidents, &book, iw, writer, dlq, log, reg)
+			g.Go(func() error {
+				return ic.Run(ctx, func(int) (kafkaio.Handler, error) { return incidentHandler{stage}, nil })
+			})
 		}
 		g.Go(func() error {
 			return gc.Run(ctx, func(partition int) (kafkaio.Handler, error) {

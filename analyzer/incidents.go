@@ -1,0 +1,301 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
+	"github.com/urfave/cli/v2"
+
+	"github.com/metricpipe/metricpipe/shared/alert"
+	"github.com/metricpipe/metricpipe/shared/incident"
+	"github.com/metricpipe/metricpipe/shared/influx"
+	"github.com/metricpipe/metricpipe/shared/kafkaio"
+	"github.com/metricpipe/metricpipe/shared/retry"
+	"github.com/metricpipe/metricpipe/shared/service"
+)
+
+// DefaultIncidentTopic is where incidents are published.
+const DefaultIncidentTopic = "metrics-incidents"
+
+// incidentsConfig configures the incident stage: a consumer group of its
+// own on the alert topic, every partition of which one analyzer instance
+// (the group's single owner) correlates into incidents.
+type incidentsConfig struct {
+	Enabled     bool
+	Topic       kafkaio.TopicSpec
+	Group       kafkaio.GroupConfig // on the alert topic
+	Correlation incident.Config
+	Measurement string
+}
+
+func (c incidentsConfig) Validate() error {
+	if !c.Enabled {
+		return nil
+	}
+	errs := []error{c.Topic.Validate(), c.Group.Validate(), c.Correlation.Validate()}
+	if c.Measurement == "" {
+		errs = append(errs, errors.New("--incidents-measurement is empty"))
+	}
+	return errors.Join(errs...)
+}
+
+func incidentFlags() []cli.Flag {
+	env := service.EnvVars
+	return []cli.Flag{
+		&cli.BoolFlag{Name: "incidents", Value: true, Usage: "group alerts into incidents with their likely origin, published to --incidents-topic (one analyzer instance does it for the whole alert topic; the others stand by)", EnvVars: env("incidents"), Category: "Incidents"},
+		&cli.StringFlag{Name: "incidents-topic", Value: DefaultIncidentTopic, Usage: "topic incidents are published to, keyed by incident id", EnvVars: env("incidents-topic"), Category: "Incidents"},
+		&cli.StringFlag{Name: "incidents-measurement", Value: "metricpipe_incidents", Usage: "InfluxDB measurement of incident events", EnvVars: env("incidents-measurement"), Category: "Incidents"},
+		&cli.DurationFlag{Name: "incident-window", Value: 5 * time.Minute, Usage: "alerts that start within this of an incident's alerts and share a grouping label join it (event time)", EnvVars: env("incident-window"), Category: "Incidents"},
+		&cli.StringSliceFlag{Name: "incident-group-by", Value: cli.NewStringSlice(incident.DefaultGroupBy...), Usage: "labels an alert must share a value of with an incident's alerts to join it; also what an origin is (a host, a service)", EnvVars: env("incident-group-by"), Category: "Incidents"},
+		&cli.DurationFlag{Name: "incident-lead", Value: 30 * time.Second, Usage: "T of the onset rule: a place whose anomaly began more than T before every other's is the located fault", EnvVars: env("incident-lead"), Category: "Incidents"},
+		&cli.StringSliceFlag{Name: "incident-dependency-scope", Value: cli.NewStringSlice("cluster"), Usage: "labels two alerts linked only by a declared dependency (the rules file's dependencies) must not disagree on", EnvVars: env("incident-dependency-scope"), Category: "Incidents"},
+		&cli.DurationFlag{Name: "incident-lateness", Value: 10 * time.Minute, Usage: "how far behind the newest alert event another may arrive and still join its incident (partitions of the alert topic are read side by side, not in step)", EnvVars: env("incident-lateness"), Category: "Incidents"},
+		&cli.DurationFlag{Name: "incident-replay", Value: 24 * time.Hour, Usage: "alert events re-read (by publish time) before the committed offsets when the incident stage starts or moves, to rebuild the incidents still open; an incident open longer is seen anew", EnvVars: env("incident-replay"), Category: "Incidents"},
+	}
+}
+
+// incidentsFromCLI reads the incident flags; the group reads the alert
+// topic in the analyzer's fetch and drain settings.
+func incidentsFromCLI(c *cli.Context, main kafkaio.GroupConfig) incidentsConfig {
+	g := main
+	g.Topic, g.Group = c.String("alert-topic"), main.Group+"-incidents"
+	g.SingleOwner, g.WarmUp, g.IdleAfter = true, c.Duration("incident-replay"), 0
+	g.Checkpoints = kafkaio.CheckpointConfig{}
+	return incidentsConfig{
+		Enabled:     c.Bool("incidents"),
+		Topic:       kafkaio.TopicSpecFromCLI(c, c.String("incidents-topic")),
+		Group:       g,
+		Measurement: c.String("incidents-measurement"),
+		Correlation: incident.Config{
+			Window:       c.Duration("incident-window"),
+			GroupBy:      splitLabels(c.StringSlice("incident-group-by")),
+			Lead:         c.Duration("incident-lead"),
+			Lateness:     c.Duration("incident-lateness"),
+			ServiceLabel: "service",
+			Scope:        splitLabels(c.StringSlice("incident-dependency-scope")),
+		},
+	}
+}
+
+// splitLabels accepts "a,b" as well as repeated flags.
+func splitLabels(in []string) []string {
+	var out []string
+	for _, s := range in {
+		for l := range strings.SplitSeq(s, ",") {
+			if l = strings.TrimSpace(l); l != "" {
+				out = append(out, l)
+			}
+		}
+	}
+	return out
+}
+
+type incidentMetrics struct {
+	events     *prometheus.CounterVec
+	open       prometheus.Gauge
+	undecoded  prometheus.Counter
+	unmatched  prometheus.Counter
+	publishing *prometheus.CounterVec
+}
+
+func newIncidentMetrics(reg prometheus.Registerer) incidentMetrics {
+	m := incidentMetrics{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "metricpipe_analyzer_incident_events_total",
+			Help: "Incident events published, by state."}, []string{"state"}),
+		open: prometheus.NewGauge(prometheus.GaugeOpts{Name: "metricpipe_analyzer_incidents_open",
+			Help: "Incidents with an alert firing, on the instance that owns the incident stage."}),
+		undecoded: prometheus.NewCounter(prometheus.CounterOpts{Name: "metricpipe_analyzer_incident_alerts_undecodable_total",
+			Help: "Messages of the alert topic that are no alert event, skipped by the incident stage."}),
+		unmatched: prometheus.NewCounter(prometheus.CounterOpts{Name: "metricpipe_analyzer_incident_alerts_unmatched_total",
+			Help: "Resolved alert events of alerts the incident stage never saw fire (before --incident-replay)."}),
+		publishing: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "metricpipe_analyzer_incident_retries_total",
+			Help: "Incident publishes and writes retried after a failure, by target."}, []string{"target"}),
+	}
+	reg.MustRegister(m.events, m.open, m.undecoded, m.unmatched, m.publishing)
+	return m
+}
+
+// incidents is the incident stage: one correlator fed by the handlers of
+// every alert-topic partition this instance owns. Each handler publishes
+// the incident events its alerts caused, and writes them to InfluxDB,
+// before its offsets are committed; on assignment the partitions' recent
+// alerts are replayed (kafkaio.Warmer) to rebuild the open incidents.
+type incidents struct {
+	mu          sync.Mutex
+	corr        *incident.Correlator
+	deps        map[string][]string // the rule book's, last given to corr
+	book        *atomic.Pointer[ruleBook]
+	w           messageWriter
+	writer      *influx.Writer
+	dlq         *kafkaio.DeadLetters
+	measurement string
+	backoff     retry.Backoff
+	metrics     incidentMetrics
+	log         zerolog.Logger
+}
+
+func newIncidents(cfg incidentsConfig, book *atomic.Pointer[ruleBook], w messageWriter, writer *influx.Writer,
+	dlq *kafkaio.DeadLetters, log zerolog.Logger, reg prometheus.Registerer) *incidents {
+	return &incidents{corr: incident.NewCorrelator(cfg.Correlation), book: book, w: w, writer: writer, dlq: dlq,
+		measurement: cfg.Measurement, backoff: retry.DefaultBackoff(), metrics: newIncidentMetrics(reg),
+		log: log.With().Str("stage", "incidents").Logger()}
+}
+
+// observe feeds a batch of alert events to the correlator; what it returns
+// are the incident events to publish.
+func (s *incidents) observe(batch []kafka.Message) []incident.Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b := s.book.Load(); b != nil && !sameDeps(b.set.Dependencies, s.deps) {
+		s.deps = b.set.Dependencies
+		s.corr.SetDependencies(s.deps)
+	}
+	before := s.corr.Unmatched
+	var out []incident.Event
+	for i := range batch {
+		m := &batch[i]
+		e, err := alert.Decode(m.Value)
+		if err != nil {
+			s.metrics.undecoded.Inc()
+			s.log.Debug().Err(err).Int("partition", m.Partition).Int64("offset", m.Offset).Msg("not an alert event; skipped")
+			continue
+		}
+		out = s.corr.Observe(e, out)
+	}
+	s.metrics.unmatched.Add(float64(s.corr.Unmatched - before))
+	s.metrics.open.Set(float64(s.corr.Open()))
+	return out
+}
+
+func sameDeps(a, b map[string][]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if strings.Join(v, ",") != strings.Join(b[k], ",") {
+			return false
+		}
+	}
+	return true
+}
+
+// incidentHandler is one alert-topic partition's handler of the stage.
+type incidentHandler struct{ s *incidents }
+
+var _ kafkaio.Warmer = incidentHandler{}
+
+// Warm rebuilds the incidents from alerts handled before: nothing is
+// published.
+func (h incidentHandler) Warm(batch []kafka.Message) { h.s.observe(batch) }
+
+func (h incidentHandler) Handle(ctx context.Context, batch []kafka.Message) error {
+	events := h.s.observe(batch)
+	if len(events) == 0 {
+		return nil
+	}
+	return h.s.emit(ctx, events)
+}
+
+// emit publishes incident events keyed by id, then writes them to
+// InfluxDB; what InfluxDB refuses is dead-lettered.
+func (s *incidents) emit(ctx context.Context, events []incident.Event) error {
+	msgs := make([]kafka.Message, 0, len(events))
+	var lines []byte
+	for i := range events {
+		e := &events[i]
+		v, err := json.Marshal(e)
+		if err != nil {
+			return fmt.Errorf("encode incident %s: %w", e.ID, err)
+		}
+		msgs = append(msgs, kafka.Message{Key: []byte(e.ID), Value: v,
+			Headers: []kafka.Header{{Key: kafkaio.HeaderContentType, Value: []byte("application/json")}}})
+		lines = appendIncidentLine(lines, s.measurement, e)
+		s.log.Info().Str("incident", e.ID).Str("state", string(e.State)).Int("version", e.Version).
+			Int("alerts", e.AlertCount).Str("summary", e.Summary).Msg("incident")
+	}
+	err := retry.Do(ctx, s.backoff, func(ctx context.Context) error { return s.w.WriteMessages(ctx, msgs...) },
+		func(attempt int, delay time.Duration, err error) {
+			s.metrics.publishing.WithLabelValues("kafka").Inc()
+			s.log.Warn().Err(err).Int("attempt", attempt).Stringer("retry_in", delay).Msg("incident publish failed; retrying")
+		})
+	if err != nil {
+		return fmt.Errorf("publish %d incident events: %w", len(msgs), err)
+	}
+	for i := range events {
+		s.metrics.events.WithLabelValues(string(events[i].State)).Inc()
+	}
+	refused, err := s.writer.WriteLines(ctx, lines)
+	if err != nil {
+		return err
+	}
+	return influx.Runs(refused, func(run []influx.Refusal) error {
+		var b []byte
+		for _, r := range run {
+			b = appendIncidentLine(b, s.measurement, &events[r.Index])
+		}
+		return s.dlq.PublishLines(ctx, b, run[0].Err)
+	})
+}
+
+// appendIncidentLine encodes e as one line of the incidents measurement:
+// tags id, severity and state; fields version, alerts, firing,
+// lead_seconds, located, origin (the rank-1 origin's labels), summary and
+// started_at. Its time is the event's updated_at.
+func appendIncidentLine(b []byte, measurement string, e *incident.Event) []byte {
+	b = append(b, measurement...)
+	b = append(b, ",id="...)
+	b = appendLPTag(b, e.ID)
+	if e.Severity != "" {
+		b = append(b, ",severity="...)
+		b = appendLPTag(b, e.Severity)
+	}
+	b = append(b, ",state="...)
+	b = appendLPTag(b, string(e.State))
+	var origin string
+	var lead float64
+	var located bool
+	if len(e.Origins) > 0 {
+		origin, lead, located = incident.FormatLabels(e.Origins[0].Labels), e.Origins[0].LeadSeconds, e.Origins[0].Located
+	}
+	b = append(b, " version="...)
+	b = strconv.AppendInt(b, int64(e.Version), 10)
+	b = append(b, "i,alerts="...)
+	b = strconv.AppendInt(b, int64(e.AlertCount), 10)
+	b = append(b, "i,firing="...)
+	b = strconv.AppendInt(b, int64(e.Firing), 10)
+	b = append(b, "i,lead_seconds="...)
+	b = strconv.AppendFloat(b, lead, 'g', -1, 64)
+	b = append(b, ",located="...)
+	b = strconv.AppendBool(b, located)
+	b = append(b, ",origin="...)
+	b = appendLPString(b, origin)
+	b = append(b, ",summary="...)
+	b = appendLPString(b, e.Summary)
+	b = append(b, ",started_at="...)
+	b = appendLPString(b, e.StartedAt.Format(time.RFC3339Nano))
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, e.UpdatedAt.UnixNano(), 10)
+	return append(b, '\n')
+}
+
+// appendLPTag escapes a line-protocol tag value.
+func appendLPTag(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case ',', '=', ' ', '\\':
+			b = append(b, '\\')
+		}
+		b = append(b, s[i])
+	}
+	return b
+}

@@ -410,6 +410,97 @@ func TestFluxStatic(t *testing.T) {
 	}
 }
 
+// schemas are the tags and fields of the measurements the analyzer writes
+// under fixed names: alert events (analyzer/handler.go, appendAlertLine)
+// and incident events (the analyzer's incident writer).
+var schemas = map[string]struct{ tags, fields []string }{
+	alertsMeasurement: {
+		tags:   []string{"fingerprint", "rule", "severity", "state"},
+		fields: []string{"value", "threshold", "expected", "score", "firing", "series", "summary"},
+	},
+	incidentsMeasurement: {
+		tags:   []string{"id", "state", "severity"},
+		fields: []string{"version", "alerts", "firing", "origin", "lead_seconds", "located", "summary", "started_at"},
+	},
+}
+
+var (
+	fluxMeasurementRef = regexp.MustCompile(`r\._measurement == "([^"]*)"`)
+	fluxFieldRef       = regexp.MustCompile(`r\._field == "([^"]*)"`)
+	fluxColumnRef      = regexp.MustCompile(`\br\.(\w+)`)
+	fluxKeep           = regexp.MustCompile(`keep\(columns: \[([^\]]*)\]\)`)
+)
+
+// TestFluxMeasurementsAndFields: a Flux query that reads a measurement the
+// analyzer writes under a fixed name reads that one only, and only the
+// tags and fields it has; every column a table panel shows is one the query
+// keeps.
+func TestFluxMeasurementsAndFields(t *testing.T) {
+	read := map[string]bool{}
+	for _, q := range queries(loadDashboard(t)) {
+		if q.dsType != "influxdb" {
+			continue
+		}
+		var fixed []string
+		for _, m := range fluxMeasurementRef.FindAllStringSubmatch(q.text, -1) {
+			if m[1] == "${measurement}" {
+				continue
+			}
+			if _, ok := schemas[m[1]]; !ok {
+				t.Errorf("%s reads measurement %q, which has no schema here", q.where, m[1])
+				continue
+			}
+			fixed = append(fixed, m[1])
+		}
+		if len(fixed) == 0 {
+			continue // the picked source measurement: fields are ${field}…
+		}
+		if len(slices.Compact(slices.Sorted(slices.Values(fixed)))) > 1 {
+			t.Errorf("%s reads several measurements %v", q.where, fixed)
+			continue
+		}
+		name := fixed[0]
+		read[name] = true
+		s := schemas[name]
+		columns := append([]string{"_time", "_value", "_field", "_measurement", "_start", "_stop"}, append(s.tags, s.fields...)...)
+		for _, m := range fluxFieldRef.FindAllStringSubmatch(q.text, -1) {
+			if !slices.Contains(s.fields, m[1]) {
+				t.Errorf("%s reads field %q, which %s does not have (fields %v)", q.where, m[1], name, s.fields)
+			}
+		}
+		for _, m := range fluxColumnRef.FindAllStringSubmatch(fluxLiteral.ReplaceAllString(q.text, `""`), -1) {
+			if !slices.Contains(columns, m[1]) {
+				t.Errorf("%s reads column r.%s, which is neither a tag nor a field of %s", q.where, m[1], name)
+			}
+		}
+		var kept []string
+		for _, m := range fluxKeep.FindAllStringSubmatch(q.text, -1) {
+			for _, c := range strings.Split(m[1], ",") {
+				c, _ = strconv.Unquote(strings.TrimSpace(c))
+				kept = append(kept, c)
+				if !slices.Contains(columns, c) {
+					t.Errorf("%s keeps column %q, which is neither a tag nor a field of %s", q.where, c, name)
+				}
+			}
+		}
+		if q.kind != "panel" || q.owner["type"] != "table" {
+			continue
+		}
+		for _, tr := range list(q.owner["transformations"]) {
+			for c := range obj(obj(obj(tr)["options"])["indexByName"]) {
+				if !slices.Contains(kept, c) {
+					t.Errorf("%s: the table orders column %q, which the query does not keep (%v)", q.where, c, kept)
+				}
+			}
+		}
+	}
+	for name := range schemas {
+		if !read[name] {
+			t.Errorf("no query reads %s", name)
+		}
+	}
+}
+
 // TestPrometheusMetrics: every metricpipe_* series a Prometheus query reads
 // is registered somewhere in the services' code; histogram series carry
 // _bucket, _sum or _count.
@@ -722,6 +813,7 @@ func fluxOnInfluxDB(t *testing.T, db testbed.Influx) {
 		interval = time.Second
 	)
 	bucket, begin := runPipeline(t, brokers, db, series, steps, interval)
+	writeIncidents(t, db, bucket, begin.Add(time.Minute))
 	from := begin.Add(-5 * time.Minute)
 	to := begin.Add(steps*interval + 5*time.Minute)
 	ctx := t.Context()
@@ -799,6 +891,8 @@ func fluxOnInfluxDB(t *testing.T, db testbed.Influx) {
 			checkValues(t, q, rows, "_field", []string{"EMA", "SMA", "forecast", "lower", "raw", "upper"})
 		case "Firing alerts":
 			checkFiring(t, q, rows, run, bucket, to)
+		case "Incidents":
+			checkIncidents(t, q, rows, run, bucket, from, to)
 		}
 	}
 }
@@ -881,6 +975,109 @@ func checkFiring(t *testing.T, q query, rows []map[string]any, run func(string) 
 	t.Logf("%d alerts, %d firing at the end", len(state), len(want))
 	if !slices.Equal(got, want) {
 		t.Errorf("%s lists %v, want the alerts whose latest event fires: %v", q.where, got, want)
+	}
+}
+
+// writeIncidents writes incident events from at on, as the analyzer's
+// incident writer does (one point per event at its updated_at), so that the
+// incident table and annotation have rows whatever the pipeline's alerts
+// correlated into: inc-a opens, grows and resolves; inc-b opens and is
+// merged into inc-a; inc-c opens and resolves in the same instant, where
+// only the version orders its events.
+func writeIncidents(t *testing.T, db testbed.Influx, bucket string, at time.Time) {
+	t.Helper()
+	started := at.UTC().Format(time.RFC3339)
+	line := func(id, state, severity string, version, alerts, firing int, origin string, lead float64, located bool, summary string, ts time.Time) string {
+		return fmt.Sprintf(`%s,id=%s,severity=%s,state=%s alerts=%di,firing=%di,lead_seconds=%g,located=%t,origin=%q,started_at=%q,summary=%q,version=%di %d`,
+			incidentsMeasurement, id, severity, state, alerts, firing, lead, located, origin, started, summary, version, ts.UnixNano())
+	}
+	lines := []string{
+		line("inc-a", "open", "warning", 1, 1, 1, "host=db-1,service=db", 0, false, "db latency on db-1", at),
+		line("inc-b", "open", "warning", 1, 1, 1, "host=web-1", 0, false, "errors on web-1", at.Add(5*time.Second)),
+		line("inc-a", "open", "critical", 2, 3, 3, "host=db-1,service=db", 45, true, "db latency on db-1, then api-1 and web-1", at.Add(10*time.Second)),
+		line("inc-b", "merged", "warning", 2, 1, 1, "host=web-1", 0, false, "errors on web-1", at.Add(10*time.Second)),
+		line("inc-c", "open", "info", 1, 1, 1, "", 0, false, "disk on lb-1", at.Add(15*time.Second)),
+		line("inc-c", "resolved", "info", 2, 1, 0, "", 0, false, "disk on lb-1", at.Add(15*time.Second)),
+		line("inc-a", "resolved", "critical", 3, 3, 0, "host=db-1,service=db", 45, true, "db latency on db-1, then api-1 and web-1", at.Add(time.Minute)),
+	}
+	client := db.Client()
+	defer client.Close()
+	if err := client.WriteAPIBlocking(db.Org, bucket).WriteRecord(t.Context(), lines...); err != nil {
+		t.Fatalf("write incident events: %v", err)
+	}
+}
+
+// checkIncidents compares the incidents table with the latest event of
+// every incident of the range, computed here from all its events, and
+// writeIncidents' openings with the annotation's text.
+func checkIncidents(t *testing.T, q query, rows []map[string]any, run func(string) ([]map[string]any, error), bucket string, from, to time.Time) {
+	t.Helper()
+	events, err := run(fmt.Sprintf(`from(bucket: %q)
+  |> range(start: %s, stop: %s)
+  |> filter(fn: (r) => r._measurement == %q and r._field == "version")`,
+		bucket, from.Format(time.RFC3339Nano), to.Format(time.RFC3339Nano), incidentsMeasurement))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.kind == "annotation" {
+		openings := 0
+		for _, e := range events {
+			if v, _ := e["_value"].(int64); v == 1 {
+				openings++
+			}
+		}
+		var texts []string
+		for _, r := range rows {
+			texts = append(texts, str(r["text"])+" ["+str(r["tags"])+"]")
+		}
+		if len(rows) != openings {
+			t.Errorf("%s: %d rows, want the %d openings:\n%s", q.where, len(rows), openings, strings.Join(texts, "\n"))
+		}
+		for _, want := range []string{"db latency on db-1 (origin host=db-1,service=db) [incident,warning,inc-a]", "disk on lb-1 [incident,info,inc-c]"} {
+			if !slices.Contains(texts, want) {
+				t.Errorf("%s: no %q among\n%s", q.where, want, strings.Join(texts, "\n"))
+			}
+		}
+		return
+	}
+	type latest struct {
+		at      time.Time
+		version int64
+		row     string
+	}
+	state := map[string]latest{}
+	for _, e := range events {
+		at, _ := e["_time"].(time.Time)
+		v, _ := e["_value"].(int64)
+		id := str(e["id"])
+		if l, ok := state[id]; !ok || at.After(l.at) || at.Equal(l.at) && v > l.version {
+			state[id] = latest{at, v, id + " " + str(e["state"]) + " " + str(e["severity"])}
+		}
+	}
+	var want, got []string
+	for _, l := range state {
+		want = append(want, l.row)
+	}
+	var prev time.Time
+	for i, r := range rows {
+		got = append(got, str(r["id"])+" "+str(r["state"])+" "+str(r["severity"]))
+		at, _ := r["_time"].(time.Time)
+		if i > 0 && at.After(prev) {
+			t.Errorf("%s: row %d (%s) is newer than the row before it", q.where, i, at)
+		}
+		prev = at
+	}
+	sort.Strings(want)
+	sort.Strings(got)
+	t.Logf("%d incidents", len(state))
+	if !slices.Equal(got, want) {
+		t.Errorf("%s lists %v, want every incident's latest event: %v", q.where, got, want)
+	}
+	for _, r := range rows {
+		if r["id"] == "inc-a" && (r["alerts"] != int64(3) || r["firing"] != int64(0) || r["lead_seconds"] != 45.0 || r["located"] != true ||
+			r["origin"] != "host=db-1,service=db" || r["summary"] != "db latency on db-1, then api-1 and web-1") {
+			t.Errorf("%s: inc-a's row %v, want its version 3", q.where, r)
+		}
 	}
 }
 

@@ -34,7 +34,7 @@ const (
 	measurementsQuery = fromRange + `  |> keep(columns: ["_measurement"])
   |> group()
   |> distinct(column: "_measurement")
-  |> filter(fn: (r) => r._value != "` + alertsMeasurement + `")`
+  |> filter(fn: (r) => r._value != "` + alertsMeasurement + `" and r._value != "` + incidentsMeasurement + `")`
 
 	hostsQuery = fromRange + `  |> filter(fn: (r) => r._measurement == "${measurement}")
   |> keep(columns: ["host"])
@@ -234,6 +234,7 @@ func metricpipe() dashboard {
 	events.Transformations = []transformation{organize(
 		[]string{"_time", "state", "severity", "rule", "series", "summary", "value"}, map[string]string{"_time": "time"})}
 	l.place(24, 8, events)
+	l.place(24, 8, incidentsTable())
 
 	l.row("Pipeline health")
 	l.place(12, 8, timeseries("Points per second by stage",
@@ -292,6 +293,7 @@ func metricpipe() dashboard {
 		Annotations: annotations{List: []annotation{
 			alertAnnotation("Alerts firing", "firing", "red"),
 			alertAnnotation("Alerts resolved", "resolved", "green"),
+			incidentAnnotation(),
 		}},
 		Templating: templating{List: []variable{
 			customVariable("bucket", "Bucket",

@@ -58,7 +58,7 @@ func alertsTailCommand() *cli.Command {
 	// shared are the flags the analyzer itself also has; see inheritFlags.
 	shared := append([]cli.Flag{
 		&cli.StringFlag{Name: "alert-topic", Value: kafkaio.DefaultAlertTopic, Usage: "topic alert events are published to", EnvVars: env("alert-topic"), Category: "Kafka"},
-		&cli.StringFlag{Name: "incidents-topic", Value: incidentTailDefaultTopic, Usage: "topic incident events are published to", EnvVars: env("incidents-topic"), Category: "Kafka"},
+		&cli.StringFlag{Name: "incidents-topic", Value: DefaultIncidentTopic, Usage: "topic incidents are published to, keyed by incident id", EnvVars: env("incidents-topic"), Category: "Kafka"},
 	}, kafkaio.Flags("metricpipe-alerts-tail")...)
 	flags := []cli.Flag{
 		&cli.StringFlag{Name: "from", Value: "end", Usage: "where to start: end (only new alerts), beginning (everything retained) or a duration such as 1h (alerts published that long ago or later)", EnvVars: env("from")},

@@ -16,10 +16,6 @@ import (
 	"github.com/metricpipe/metricpipe/shared/incident"
 )
 
-// incidentTailDefaultTopic is the default of --incidents-topic, the topic
-// the analyzer publishes incident events to.
-const incidentTailDefaultTopic = "metrics-incidents"
-
 // incidentTailOrigins is how many likely origins an incident block lists:
 // the ranking's head is what an operator acts on; --json has them all.
 const incidentTailOrigins = 3

@@ -210,16 +210,6 @@ func TestIncidentsTailInvalidConfigNamesEveryBadFlag(t *testing.T) {
 		"--incidents-topic", "--state", "--severity")
 }
 
-// incidentTailTestApp is alertsTestApp with --incidents-topic on the
-// analyzer itself, whether newApp already has it or not.
-func incidentTailTestApp(stdout, stderr io.Writer) *cli.App {
-	app := alertsTestApp(stdout, stderr)
-	if !slices.ContainsFunc(app.Flags, func(f cli.Flag) bool { return slices.Contains(f.Names(), "incidents-topic") }) {
-		app.Flags = append(app.Flags, &cli.StringFlag{Name: "incidents-topic", Value: incidentTailDefaultTopic})
-	}
-	return app
-}
-
 func incidentTailMessage(t *testing.T, partition int, e incident.Event) kafka.Message {
 	t.Helper()
 	b, err := json.Marshal(e)
@@ -230,7 +220,7 @@ func incidentTailMessage(t *testing.T, partition int, e incident.Event) kafka.Me
 }
 
 func TestIncidentsTailReadsTheTopic(t *testing.T) {
-	const topic = incidentTailDefaultTopic
+	const topic = DefaultIncidentTopic
 	brokers := alertsCluster(t, topic)
 
 	// Event times a few seconds old: no "(… ago)" on the headers.
@@ -337,7 +327,7 @@ func TestIncidentsTailReadsTheTopic(t *testing.T) {
 	t.Run("flags given to the analyzer", func(t *testing.T) {
 		run := func(args ...string) (string, error) {
 			var out, errOut bytes.Buffer
-			app := incidentTailTestApp(&out, &errOut)
+			app := alertsTestApp(&out, &errOut)
 			err := app.RunContext(t.Context(), append([]string{"analyzer", "--kafka-brokers", brokers, "--incidents-topic", topic,
 				"alerts", "tail", "--incidents", "--follow=false", "--from", "beginning"}, args...))
 			return out.String(), err

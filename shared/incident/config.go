@@ -13,11 +13,10 @@ type Config struct {
 	// Window: an alert joins an incident when it starts within Window of
 	// the incident's alerts' starts (--incident-window).
 	Window time.Duration
-	// Lateness is how far behind the latest alert event another may come
-	// and still join the incidents it belongs to: alert events arrive from
-	// several partitions, each in order, the partitions not in step with
-	// each other (--incident-lateness). A resolved incident is kept a
-	// Window and a Lateness past its last start and end.
+	// Lateness is how long after an incident last changed (in the publish
+	// time of alert events) an alert may still join it: alert events
+	// arrive from several partitions, each in order, the partitions not in
+	// step with each other (--incident-lateness).
 	Lateness time.Duration
 	// GroupBy are the labels an alert must share a value of with one of an
 	// incident's alerts to join it (--incident-group-by).
@@ -28,9 +27,9 @@ type Config struct {
 	// ServiceLabel is the label whose values the declared dependencies
 	// name.
 	ServiceLabel string
-	// Scope are the labels two alerts linked only by a declared dependency
-	// must not disagree on: a dependency holds within one cluster
-	// (--incident-dependency-scope).
+	// Scope are the labels the alerts of one incident never disagree on:
+	// with "cluster", a service's hosts in two clusters are two places, and
+	// a dependency holds within a cluster (--incident-scope).
 	Scope []string
 	// Dependencies maps each service to the services it depends on
 	// (rules.Set.Dependencies); acyclic.
@@ -57,7 +56,7 @@ func (c Config) Validate() error {
 	}
 	for _, l := range append(slices.Clip(c.GroupBy), c.Scope...) {
 		if strings.TrimSpace(l) == "" {
-			errs = append(errs, errors.New("--incident-group-by, --incident-dependency-scope: empty label name"))
+			errs = append(errs, errors.New("--incident-group-by, --incident-scope: empty label name"))
 			break
 		}
 	}

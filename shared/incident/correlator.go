@@ -43,21 +43,22 @@ type incident struct {
 	firing    int
 	resolved  int64          // latest end, once none fires
 	values    map[string]int // "label\x00value" of members' GroupBy labels → members
-	changed   bool
 	mergedTo  string
 	updatedAt int64
+	touched   int64 // publish time of the last alert event that changed it
 }
 
 // Correlator groups alert events into incidents. It is fed every alert
 // event once, in any order across alerts (each alert's own events in
-// order); what it derives depends only on those events. Not safe for
-// concurrent use.
+// order), with the time it was published; what it derives depends only on
+// those. Not safe for concurrent use.
 type Correlator struct {
 	cfg       Config
 	dependsOn map[string]map[string]bool
 	live      []*incident // in order of creation
 	byAlert   map[alertKey]*incident
 	watermark int64 // the latest event time seen
+	clock     int64 // the latest publish time seen
 	// Unmatched counts resolved events of alerts it never saw fire (they
 	// fired before it started, or before the replayed span).
 	Unmatched int64
@@ -86,12 +87,13 @@ func (c *Correlator) Open() int {
 	return n
 }
 
-// Observe feeds one alert event and appends to out the events of the
-// incidents it changed: the incident it joined or resolved and those it
-// merged into it.
-func (c *Correlator) Observe(e alert.Event, out []Event) []Event {
+// Observe feeds one alert event, published at the given time, and appends
+// to out the events of the incidents it changed: the incident it joined or
+// resolved and those it merged into it.
+func (c *Correlator) Observe(e alert.Event, published time.Time, out []Event) []Event {
 	t := e.EventTime.UnixNano()
 	c.watermark = max(c.watermark, t)
+	c.clock = max(c.clock, published.UnixNano())
 	k := alertKey{e.Fingerprint, e.StartsAt.UnixNano()}
 	var changed []*incident
 	if inc, ok := c.byAlert[k]; ok {
@@ -105,6 +107,7 @@ func (c *Correlator) Observe(e alert.Event, out []Event) []Event {
 		c.Unmatched++
 	}
 	for _, inc := range changed {
+		inc.touched = c.clock
 		out = append(out, c.event(inc))
 	}
 	c.evict()
@@ -189,21 +192,31 @@ func (c *Correlator) add(inc *incident, m *member) {
 }
 
 // links reports whether m shares a grouping label value with one of the
-// incident's alerts, or is linked to one by a declared dependency within
-// the dependency scope.
+// incident's alerts, or is linked to one by a declared dependency, and
+// agrees with that alert on the scope labels.
 func (c *Correlator) links(inc *incident, m *member) bool {
+	shares := false
 	for l, v := range m.group {
 		if inc.values[l+"\x00"+v] > 0 {
-			return true
+			shares = true
+			break
 		}
 	}
 	svc := m.labels[c.cfg.ServiceLabel]
-	if svc == "" || len(c.dependsOn) == 0 {
+	if !shares && (svc == "" || len(c.dependsOn) == 0) {
 		return false
 	}
 	for _, o := range inc.members {
-		if c.related(svc, o.labels[c.cfg.ServiceLabel]) && c.inScope(m.labels, o.labels) {
+		if !c.inScope(m.labels, o.labels) {
+			continue
+		}
+		if c.related(svc, o.labels[c.cfg.ServiceLabel]) {
 			return true
+		}
+		for l, v := range m.group {
+			if o.group[l] == v {
+				return true
+			}
 		}
 	}
 	return false
@@ -228,12 +241,15 @@ func (c *Correlator) inScope(a, b map[string]string) bool {
 }
 
 // evict forgets the incidents that resolved, with no alert started, more
-// than a window and the lateness before the latest event: no alert can
-// join them now.
+// than a window before the latest event time, and last changed by an
+// alert event published more than the lateness before the latest: no
+// alert can join them now. Publish time, not event time, measures
+// lateness: in a backfill the partitions' event times lie hours apart
+// while their alerts are published within seconds.
 func (c *Correlator) evict() {
-	w := int64(c.cfg.Window + c.cfg.Lateness)
+	w := int64(c.cfg.Window)
 	c.live = slices.DeleteFunc(c.live, func(inc *incident) bool {
-		if inc.firing > 0 || max(inc.resolved, inc.last)+w >= c.watermark {
+		if inc.firing > 0 || max(inc.resolved, inc.last)+w >= c.watermark || inc.touched+int64(c.cfg.Lateness) >= c.clock {
 			return false
 		}
 		for _, m := range inc.members {

@@ -68,10 +68,11 @@ func groups(events []Event) []string {
 	return out
 }
 
+// feed feeds events as published at their event time.
 func feed(c *Correlator, events ...alert.Event) []Event {
 	var out []Event
 	for _, e := range events {
-		out = c.Observe(e, out)
+		out = c.Observe(e, e.EventTime, out)
 	}
 	return out
 }
@@ -88,6 +89,8 @@ func TestGrouping(t *testing.T) {
 	}{
 		{name: "same cluster within the window", events: []alert.Event{dbA, apiA}, want: []string{"apiA+dbA"}},
 		{name: "no shared label", events: []alert.Event{dbA, usA}, want: []string{"dbA", "usA"}},
+		{name: "one service in two clusters: two places", events: []alert.Event{dbA, fire("dbUS", 20, "cluster=us,service=db,host=db-7")},
+			want: []string{"dbA", "dbUS"}},
 		{name: "outside the window", events: []alert.Event{dbA, fire("late", 301, "cluster=eu,service=db,host=db-1")}, want: []string{"dbA", "late"}},
 		{name: "within the window of the latest alert", events: []alert.Event{dbA, apiA, fire("chain", 350, "cluster=eu,service=web,host=web-1")},
 			want: []string{"apiA+chain+dbA"}},
@@ -174,7 +177,7 @@ func TestLifecycle(t *testing.T) {
 	}
 	id := newID(alertKey{"a", t0.UnixNano()})
 	for i, s := range steps {
-		out := c.Observe(s.in, nil)
+		out := c.Observe(s.in, s.in.EventTime, nil)
 		if s.wantNoChange {
 			if len(out) != 0 {
 				t.Errorf("step %d: %d events for a repeat, want none", i, len(out))
@@ -193,13 +196,23 @@ func TestLifecycle(t *testing.T) {
 			t.Errorf("step %d: resolved at %s, want %s", i, e.ResolvedAt, want)
 		}
 	}
-	// A window after it resolved, it is forgotten: the same host starts a
-	// new incident.
-	out := c.Observe(fire("d", 211+300+1, "host=h1,cluster=eu"), nil)
-	if len(out) != 1 || out[0].ID == id || out[0].AlertCount != 1 {
-		t.Errorf("after the window: %+v, want a new incident of 1 alert", out)
+	// A late alert of the window, published within the lateness of the
+	// incident's last change, still joins it, though event time has moved
+	// past the window.
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	c.Observe(fire("elsewhere", 900, "host=h9,cluster=us"), at(220), nil)
+	late := fire("late", 450, "host=h1,cluster=eu")
+	if out := c.Observe(late, at(221), nil); len(out) != 1 || out[0].ID != id || out[0].AlertCount != 4 {
+		t.Fatalf("a late alert within the lateness: %+v, want incident %s with 4 alerts", out, id)
 	}
-	if c.Observe(resolve(fire("ghost", 0, "host=x"), 5), nil) != nil || c.Unmatched != 1 {
+	c.Observe(resolve(late, 460), at(222), nil)
+	// Past the lateness it is forgotten: another late alert starts anew.
+	c.Observe(fire("elsewhere2", 1000, "host=h8,cluster=us"), at(222).Add(config().Lateness+time.Second), nil)
+	out := c.Observe(fire("later", 455, "host=h1,cluster=eu"), at(223).Add(config().Lateness+time.Second), nil)
+	if len(out) != 1 || out[0].ID == id || out[0].AlertCount != 1 {
+		t.Errorf("past the lateness: %+v, want a new incident of 1 alert", out)
+	}
+	if c.Observe(resolve(fire("ghost", 0, "host=x"), 5), t0, nil) != nil || c.Unmatched != 1 {
 		t.Errorf("a resolved event of an unknown alert: unmatched %d, want 1 and no event", c.Unmatched)
 	}
 }
@@ -278,7 +291,7 @@ func TestOrderIndependence(t *testing.T) {
 				alerts = append(alerts, []alert.Event{e, resolve(e, s+r.Float64()*60)})
 			}
 		}
-		var inOrder, shuffled []alert.Event
+		var inOrder []alert.Event
 		for _, a := range alerts {
 			inOrder = append(inOrder, a...)
 		}
@@ -296,12 +309,14 @@ func TestOrderIndependence(t *testing.T) {
 			}
 		}
 		slices.SortStableFunc(ds, func(a, b delayed) int { return a.at.Compare(b.at) })
-		for _, d := range ds {
-			shuffled = append(shuffled, d.e)
-		}
 		cfg := config()
 		cfg.Window = 2 * time.Minute
-		a, b := groups(feed(NewCorrelator(cfg), inOrder...)), groups(feed(NewCorrelator(cfg), shuffled...))
+		c := NewCorrelator(cfg)
+		var out []Event
+		for _, d := range ds {
+			out = c.Observe(d.e, d.at, out) // published when delivered
+		}
+		a, b := groups(feed(NewCorrelator(cfg), inOrder...)), groups(out)
 		if !reflect.DeepEqual(a, b) || len(a) != 8 {
 			t.Fatalf("seed %d: in order %v\nshuffled %v\nwant the same 8", seed, a, b)
 		}

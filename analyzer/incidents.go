@@ -52,14 +52,14 @@ func (c incidentsConfig) Validate() error {
 func incidentFlags() []cli.Flag {
 	env := service.EnvVars
 	return []cli.Flag{
-		&cli.BoolFlag{Name: "incidents", Value: true, Usage: "group alerts into incidents with their likely origin, published to --incidents-topic (one analyzer instance does it for the whole alert topic; the others stand by)", EnvVars: env("incidents"), Category: "Incidents"},
+		&cli.BoolFlag{Name: "incident-stage", Value: true, Usage: "group alerts into incidents with their likely origin, published to --incidents-topic (one analyzer instance does it for the whole alert topic; the others stand by)", EnvVars: env("incident-stage"), Category: "Incidents"},
 		&cli.StringFlag{Name: "incidents-topic", Value: DefaultIncidentTopic, Usage: "topic incidents are published to, keyed by incident id", EnvVars: env("incidents-topic"), Category: "Incidents"},
 		&cli.StringFlag{Name: "incidents-measurement", Value: "metricpipe_incidents", Usage: "InfluxDB measurement of incident events", EnvVars: env("incidents-measurement"), Category: "Incidents"},
 		&cli.DurationFlag{Name: "incident-window", Value: 5 * time.Minute, Usage: "alerts that start within this of an incident's alerts and share a grouping label join it (event time)", EnvVars: env("incident-window"), Category: "Incidents"},
-		&cli.StringSliceFlag{Name: "incident-group-by", Value: cli.NewStringSlice(incident.DefaultGroupBy...), Usage: "labels an alert must share a value of with an incident's alerts to join it; also what an origin is (a host, a service)", EnvVars: env("incident-group-by"), Category: "Incidents"},
+		&cli.StringFlag{Name: "incident-group-by", Value: strings.Join(incident.DefaultGroupBy, ","), Usage: "comma-separated labels an alert must share a value of with an incident's alerts to join it; also what an origin is (a host, a service)", EnvVars: env("incident-group-by"), Category: "Incidents"},
 		&cli.DurationFlag{Name: "incident-lead", Value: 30 * time.Second, Usage: "T of the onset rule: a place whose anomaly began more than T before every other's is the located fault", EnvVars: env("incident-lead"), Category: "Incidents"},
-		&cli.StringSliceFlag{Name: "incident-dependency-scope", Value: cli.NewStringSlice("cluster"), Usage: "labels two alerts linked only by a declared dependency (the rules file's dependencies) must not disagree on", EnvVars: env("incident-dependency-scope"), Category: "Incidents"},
-		&cli.DurationFlag{Name: "incident-lateness", Value: 10 * time.Minute, Usage: "how far behind the newest alert event another may arrive and still join its incident (partitions of the alert topic are read side by side, not in step)", EnvVars: env("incident-lateness"), Category: "Incidents"},
+		&cli.StringFlag{Name: "incident-scope", Value: "cluster", Usage: "comma-separated labels the alerts of one incident never disagree on (a service's hosts in two clusters are two places; declared dependencies hold within a cluster)", EnvVars: env("incident-scope"), Category: "Incidents"},
+		&cli.DurationFlag{Name: "incident-lateness", Value: 10 * time.Minute, Usage: "how long after an incident last changed (in alert publish time) a late alert of its window may still join it: partitions are analyzed side by side, not in step, hours apart in event time during a backfill", EnvVars: env("incident-lateness"), Category: "Incidents"},
 		&cli.DurationFlag{Name: "incident-replay", Value: 24 * time.Hour, Usage: "alert events re-read (by publish time) before the committed offsets when the incident stage starts or moves, to rebuild the incidents still open; an incident open longer is seen anew", EnvVars: env("incident-replay"), Category: "Incidents"},
 	}
 }
@@ -72,29 +72,27 @@ func incidentsFromCLI(c *cli.Context, main kafkaio.GroupConfig) incidentsConfig 
 	g.SingleOwner, g.WarmUp, g.IdleAfter = true, c.Duration("incident-replay"), 0
 	g.Checkpoints = kafkaio.CheckpointConfig{}
 	return incidentsConfig{
-		Enabled:     c.Bool("incidents"),
+		Enabled:     c.Bool("incident-stage"),
 		Topic:       kafkaio.TopicSpecFromCLI(c, c.String("incidents-topic")),
 		Group:       g,
 		Measurement: c.String("incidents-measurement"),
 		Correlation: incident.Config{
 			Window:       c.Duration("incident-window"),
-			GroupBy:      splitLabels(c.StringSlice("incident-group-by")),
+			GroupBy:      splitLabels(c.String("incident-group-by")),
 			Lead:         c.Duration("incident-lead"),
 			Lateness:     c.Duration("incident-lateness"),
 			ServiceLabel: "service",
-			Scope:        splitLabels(c.StringSlice("incident-dependency-scope")),
+			Scope:        splitLabels(c.String("incident-scope")),
 		},
 	}
 }
 
-// splitLabels accepts "a,b" as well as repeated flags.
-func splitLabels(in []string) []string {
+// splitLabels splits a comma-separated list of label names.
+func splitLabels(s string) []string {
 	var out []string
-	for _, s := range in {
-		for l := range strings.SplitSeq(s, ",") {
-			if l = strings.TrimSpace(l); l != "" {
-				out = append(out, l)
-			}
+	for l := range strings.SplitSeq(s, ",") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
 		}
 	}
 	return out
@@ -131,7 +129,7 @@ func newIncidentMetrics(reg prometheus.Registerer) incidentMetrics {
 // before its offsets are committed; on assignment the partitions' recent
 // alerts are replayed (kafkaio.Warmer) to rebuild the open incidents.
 type incidents struct {
-	mu          sync.Mutex
+	mu          sync.Mutex // held from observing a batch until its incidents are published
 	corr        *incident.Correlator
 	deps        map[string][]string // the rule book's, last given to corr
 	book        *atomic.Pointer[ruleBook]
@@ -152,10 +150,8 @@ func newIncidents(cfg incidentsConfig, book *atomic.Pointer[ruleBook], w message
 }
 
 // observe feeds a batch of alert events to the correlator; what it returns
-// are the incident events to publish.
+// are the incident events to publish. The caller holds mu.
 func (s *incidents) observe(batch []kafka.Message) []incident.Event {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if b := s.book.Load(); b != nil && !sameDeps(b.set.Dependencies, s.deps) {
 		s.deps = b.set.Dependencies
 		s.corr.SetDependencies(s.deps)
@@ -170,7 +166,7 @@ func (s *incidents) observe(batch []kafka.Message) []incident.Event {
 			s.log.Debug().Err(err).Int("partition", m.Partition).Int64("offset", m.Offset).Msg("not an alert event; skipped")
 			continue
 		}
-		out = s.corr.Observe(e, out)
+		out = s.corr.Observe(e, m.Time, out)
 	}
 	s.metrics.unmatched.Add(float64(s.corr.Unmatched - before))
 	s.metrics.open.Set(float64(s.corr.Open()))
@@ -196,9 +192,18 @@ var _ kafkaio.Warmer = incidentHandler{}
 
 // Warm rebuilds the incidents from alerts handled before: nothing is
 // published.
-func (h incidentHandler) Warm(batch []kafka.Message) { h.s.observe(batch) }
+func (h incidentHandler) Warm(batch []kafka.Message) {
+	h.s.mu.Lock()
+	defer h.s.mu.Unlock()
+	h.s.observe(batch)
+}
 
+// Handle publishes while it holds the stage: an incident's events must
+// reach its partition in version order, the latest last, whichever alert
+// partition caused them.
 func (h incidentHandler) Handle(ctx context.Context, batch []kafka.Message) error {
+	h.s.mu.Lock()
+	defer h.s.mu.Unlock()
 	events := h.s.observe(batch)
 	if len(events) == 0 {
 		return nil

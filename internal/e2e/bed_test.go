@@ -124,13 +124,19 @@ func (b *bed) waitCount(measurement, field string, want int64, timeout time.Dura
 // that holds messages (a group commits nothing on an empty one).
 func (b *bed) waitCommitted(group string, timeout time.Duration) {
 	b.t.Helper()
+	b.waitCommittedOn(b.topic, group, timeout)
+}
+
+// waitCommittedOn is waitCommitted on another topic than the bed's.
+func (b *bed) waitCommittedOn(topic, group string, timeout time.Duration) {
+	b.t.Helper()
 	ctx := b.t.Context()
-	testbed.Eventually(b.t, timeout, group+" committed to the end of every partition", func() (bool, string) {
-		ends, err := b.admin.PartitionEnds(ctx, b.topic)
+	testbed.Eventually(b.t, timeout, group+" committed to the end of every partition of "+topic, func() (bool, string) {
+		ends, err := b.admin.PartitionEnds(ctx, topic)
 		if err != nil {
 			return false, err.Error()
 		}
-		committed, err := b.admin.CommittedOffsets(ctx, group, b.topic)
+		committed, err := b.admin.CommittedOffsets(ctx, group, topic)
 		if err != nil {
 			return false, err.Error()
 		}

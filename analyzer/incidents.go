@@ -69,7 +69,8 @@ func incidentFlags() []cli.Flag {
 func incidentsFromCLI(c *cli.Context, main kafkaio.GroupConfig) incidentsConfig {
 	g := main
 	g.Topic, g.Group = c.String("alert-topic"), main.Group+"-incidents"
-	g.SingleOwner, g.WarmUp, g.IdleAfter = true, c.Duration("incident-replay"), 0
+	// Idle tells the stage a quiet partition is done replaying.
+	g.SingleOwner, g.WarmUp, g.IdleAfter = true, c.Duration("incident-replay"), time.Second
 	g.Checkpoints = kafkaio.CheckpointConfig{}
 	return incidentsConfig{
 		Enabled:     c.Bool("incident-stage"),
@@ -140,13 +141,51 @@ type incidents struct {
 	backoff     retry.Backoff
 	metrics     incidentMetrics
 	log         zerolog.Logger
+
+	// The partitions of the current assignment not yet done replaying,
+	// and a channel closed once none is.
+	readyMu   sync.Mutex
+	replaying map[int]bool
+	replayed  chan struct{}
+}
+
+// assign starts an assignment (kafkaio.GroupConfig.OnAssign): no partition
+// acts before every one has replayed, or an alert handled on one could
+// start an incident that an older alert still replaying on another
+// belongs to, under another id than before the restart.
+func (s *incidents) assign(partitions []int) {
+	s.readyMu.Lock()
+	defer s.readyMu.Unlock()
+	s.replaying, s.replayed = map[int]bool{}, make(chan struct{})
+	for _, p := range partitions {
+		s.replaying[p] = true
+	}
+	if len(partitions) == 0 {
+		close(s.replayed)
+	}
+}
+
+// done records that partition p finished replaying (it has a batch to
+// handle, or is idle) and returns the channel closed once all have.
+func (s *incidents) done(p int) <-chan struct{} {
+	s.readyMu.Lock()
+	defer s.readyMu.Unlock()
+	if s.replaying[p] {
+		delete(s.replaying, p)
+		if len(s.replaying) == 0 {
+			close(s.replayed)
+		}
+	}
+	return s.replayed
 }
 
 func newIncidents(cfg incidentsConfig, book *atomic.Pointer[ruleBook], w messageWriter, writer *influx.Writer,
 	dlq *kafkaio.DeadLetters, log zerolog.Logger, reg prometheus.Registerer) *incidents {
-	return &incidents{corr: incident.NewCorrelator(cfg.Correlation), book: book, w: w, writer: writer, dlq: dlq,
+	s := &incidents{corr: incident.NewCorrelator(cfg.Correlation), book: book, w: w, writer: writer, dlq: dlq,
 		measurement: cfg.Measurement, backoff: retry.DefaultBackoff(), metrics: newIncidentMetrics(reg),
-		log: log.With().Str("stage", "incidents").Logger()}
+		log: log.With().Str("stage", "incidents").Logger(), replayed: make(chan struct{})}
+	close(s.replayed) // until an assignment says otherwise
+	return s
 }
 
 // observe feeds a batch of alert events to the correlator; what it returns
@@ -186,7 +225,10 @@ func sameDeps(a, b map[string][]string) bool {
 }
 
 // incidentHandler is one alert-topic partition's handler of the stage.
-type incidentHandler struct{ s *incidents }
+type incidentHandler struct {
+	s         *incidents
+	partition int
+}
 
 var _ kafkaio.Warmer = incidentHandler{}
 
@@ -202,6 +244,11 @@ func (h incidentHandler) Warm(batch []kafka.Message) {
 // reach its partition in version order, the latest last, whichever alert
 // partition caused them.
 func (h incidentHandler) Handle(ctx context.Context, batch []kafka.Message) error {
+	select {
+	case <-h.s.done(h.partition):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	h.s.mu.Lock()
 	defer h.s.mu.Unlock()
 	events := h.s.observe(batch)
@@ -209,6 +256,12 @@ func (h incidentHandler) Handle(ctx context.Context, batch []kafka.Message) erro
 		return nil
 	}
 	return h.s.emit(ctx, events)
+}
+
+// Idle marks a quiet partition done replaying.
+func (h incidentHandler) Idle(context.Context) error {
+	h.s.done(h.partition)
+	return nil
 }
 
 // emit publishes incident events keyed by id, then writes them to

@@ -201,15 +201,17 @@ func run(ctx context.Context, cfg config, log zerolog.Logger, reg *prometheus.Re
 				return err
 			}
 			defer iw.Close()
-			ic, err := kafkaio.NewGroupConsumer(cfg.Kafka, cfg.Incidents.Group, log, reg)
+			stage := newIncidents(cfg.Incidents, &book, iw, writer, dlq, log, reg)
+			gcfg := cfg.Incidents.Group
+			gcfg.OnAssign = stage.assign
+			ic, err := kafkaio.NewGroupConsumer(cfg.Kafka, gcfg, log, reg)
 			if err != nil {
 				return err
 			}
 			defer ic.Close()
 			setIncidentPartitions(ic.Check())
-			stage := newIncidents(cfg.Incidents, &book, iw, writer, dlq, log, reg)
 			g.Go(func() error {
-				return ic.Run(ctx, func(int) (kafkaio.Handler, error) { return incidentHandler{stage}, nil })
+				return ic.Run(ctx, func(p int) (kafkaio.Handler, error) { return incidentHandler{stage, p}, nil })
 			})
 		}
 		g.Go(func() error {

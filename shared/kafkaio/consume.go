@@ -60,6 +60,10 @@ type GroupConfig struct {
 	// SingleOwner assigns every partition to one member of the group, for
 	// handlers that must see the whole topic; the others stand by.
 	SingleOwner bool
+	// OnAssign, when set, is told the partitions of each assignment before
+	// their handlers start: handlers sharing state across partitions can
+	// wait for all of them (after their Warm) before acting.
+	OnAssign func(partitions []int)
 }
 
 // Validate reports every invalid setting, each naming its flag.
@@ -258,6 +262,13 @@ func (c *GroupConsumer) Run(ctx context.Context, newHandler func(partition int) 
 		}
 		assigned := gen.Assignments[c.cfg.Topic]
 		c.log.Info().Int32("generation", gen.ID).Int("partitions", len(assigned)).Msg("partitions assigned")
+		if c.cfg.OnAssign != nil {
+			ids := make([]int, len(assigned))
+			for i, a := range assigned {
+				ids[i] = a.ID
+			}
+			c.cfg.OnAssign(ids)
+		}
 		c.metrics.assigned.Set(float64(len(assigned)))
 		cm := newCommitter(c, gen)
 		var wg sync.WaitGroup

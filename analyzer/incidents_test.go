@@ -60,7 +60,9 @@ func TestIncidentStageRebuildsAfterRestart(t *testing.T) {
 		defer gc.Close()
 		ctx, cancel := context.WithCancel(t.Context())
 		stopped := make(chan error, 1)
-		go func() { stopped <- gc.Run(ctx, func(p int) (kafkaio.Handler, error) { return incidentHandler{stage, p}, nil }) }()
+		go func() {
+			stopped <- gc.Run(ctx, func(p int) (kafkaio.Handler, error) { return incidentHandler{stage, p}, nil })
+		}()
 		var got incident.Event
 		deadline := time.Now().Add(30 * time.Second)
 		for found := false; !found; {

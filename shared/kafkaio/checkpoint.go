@@ -507,7 +507,20 @@ func (pc *partitionCheckpoints) restore(ctx context.Context, f *fetcher, committ
 		pc.log.Info().Str("state_topic", pc.st.topic).Msg("no checkpoint of the partition yet")
 		return 0, false
 	}
-	if err := pc.usable(ctx, f, s.next, committed); err != nil {
+	err = pc.usable(loadCtx, f, s.next, committed)
+	for errors.Is(err, errBounds) && loadCtx.Err() == nil {
+		// A leader moving or a broker down: the checkpoint may well be
+		// good, and starting cold would lose the state it holds.
+		pc.log.Warn().Err(err).Msg("the partition's bounds could not be read to check its checkpoint; retrying")
+		if retry.Sleep(loadCtx, time.Second) != nil {
+			break
+		}
+		err = pc.usable(loadCtx, f, s.next, committed)
+	}
+	switch {
+	case ctx.Err() != nil:
+		return 0, false
+	case err != nil:
 		pc.discard("offset", err)
 		return 0, false
 	}
@@ -531,18 +544,18 @@ func (pc *partitionCheckpoints) restore(ctx context.Context, f *fetcher, committ
 func (pc *partitionCheckpoints) usable(ctx context.Context, f *fetcher, next, committed int64) error {
 	conn, first, err := f.connect(ctx, kafka.FirstOffset)
 	if err != nil {
-		return fmt.Errorf("bounds of the partition: %w", err)
+		return fmt.Errorf("%w: start of the partition: %w", errBounds, err)
 	}
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	if err := conn.conn.SetDeadline(time.Now().Add(fetchReadTimeout)); err != nil {
-		return err
+		return fmt.Errorf("%w: %w", errBounds, err)
 	}
 	end, err := conn.listOffset(f.topic, f.partition, kafka.LastOffset, false)
 	switch {
 	case err != nil:
-		return fmt.Errorf("end of the partition: %w", err)
+		return fmt.Errorf("%w: end of the partition: %w", errBounds, err)
 	case next > end:
 		return fmt.Errorf("the checkpoint covers up to offset %d, beyond the partition's end %d (was the topic recreated?)", next, end)
 	case next < committed && next < first:
@@ -550,6 +563,10 @@ func (pc *partitionCheckpoints) usable(ctx context.Context, f *fetcher, next, co
 	}
 	return nil
 }
+
+// errBounds marks a failure to read a partition's bounds, which a retry
+// may cure, as opposed to bounds that rule the checkpoint out.
+var errBounds = errors.New("partition bounds unknown")
 
 func reasonOf(err error) string {
 	switch {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +17,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/metricpipe/metricpipe/internal/testbed"
 	"github.com/metricpipe/metricpipe/shared/stream"
@@ -300,6 +303,65 @@ func TestCheckpointsRestoreExactly(t *testing.T) {
 				t.Errorf("replayed %d messages after the crash, want about %d per partition", replayed, tc.failAt-37)
 			}
 		})
+	}
+}
+
+// TestCheckpointsRideOutALeaderMove: a partition assigned while its
+// leader moves (the broker answers "not leader" for a while) waits for
+// the partition's bounds and restores its checkpoint, instead of
+// discarding it and starting cold.
+func TestCheckpointsRideOutALeaderMove(t *testing.T) {
+	const n, partitions, refusals = 3000, 3, 6
+	topic := testbed.UniqueName("ckpt")
+	c, cfg := fakeCluster(t, topic, partitions)
+	produceN(t, cfg, topic, n)
+	r := checkpointRun{cfg: cfg, topic: topic, group: topic + "-g", interval: time.Nanosecond, want: readFolds(t, cfg, topic, partitions)}
+	first, err, _ := r.run(t, n/2, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The next latest-offset lookups of the input topic fail as while a
+	// leader moves.
+	var refused atomic.Int32
+	c.ControlKey(kmsg.ListOffsets.Int16(), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		lo := req.(*kmsg.ListOffsetsRequest)
+		if len(lo.Topics) == 0 || lo.Topics[0].Topic != topic || len(lo.Topics[0].Partitions) == 0 ||
+			lo.Topics[0].Partitions[0].Timestamp != -1 || refused.Load() >= refusals {
+			return nil, nil, false
+		}
+		c.KeepControl()
+		refused.Add(1)
+		resp := lo.ResponseKind().(*kmsg.ListOffsetsResponse)
+		for _, rt := range lo.Topics {
+			st := kmsg.NewListOffsetsResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewListOffsetsResponseTopicPartition()
+				sp.Partition, sp.ErrorCode = rp.Partition, kerr.NotLeaderForPartition.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	hs, err, reg := r.run(t, n, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if refused.Load() == 0 {
+		t.Fatal("no latest-offset lookup was refused: the test tests nothing")
+	}
+	for p, w := range r.want {
+		h := hs[p]
+		if f := first[p]; f != nil && f.n > 0 && !h.restored {
+			t.Errorf("partition %d: not restored", p)
+		}
+		if h.n != w.n || h.sum != w.sum {
+			t.Errorf("partition %d: folded %d messages to %x, want %d to %x", p, h.n, h.sum, w.n, w.sum)
+		}
+	}
+	if d := testbed.CounterSum(reg, "metricpipe_checkpoints_discarded_total"); d != 0 {
+		t.Errorf("discarded %v checkpoints, want none", d)
 	}
 }
 

@@ -12,17 +12,19 @@ import (
 	"github.com/metricpipe/metricpipe/shared/alert"
 )
 
-// tailFilter selects the events printed.
-type tailFilter struct {
-	State   alert.State // "": any
-	MinRank int         // see tailSeverityRank
+// tailFilter selects the events printed, alert events or incident
+// events (whose severity is their most severe alert's): --state and
+// --severity.
+type tailFilter[S ~string] struct {
+	State   S   // "": any
+	MinRank int // see tailSeverityRank
 }
 
-func (f tailFilter) match(e alert.Event) bool {
-	if f.State != "" && e.State != f.State {
+func (f tailFilter[S]) match(state S, severity string) bool {
+	if f.State != "" && state != f.State {
 		return false
 	}
-	rank, known := tailSeverityRank(e.Severity)
+	rank, known := tailSeverityRank(severity)
 	return !known || rank >= f.MinRank // what cannot be ranked is never hidden
 }
 

@@ -219,9 +219,9 @@ func (c tailConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-func (c tailConfig) filter() tailFilter {
+func (c tailConfig) filter() tailFilter[alert.State] {
 	rank, _ := tailSeverityRank(c.Severity)
-	return tailFilter{State: alert.State(c.State), MinRank: rank}
+	return tailFilter[alert.State]{State: alert.State(c.State), MinRank: rank}
 }
 
 // tailFrom is where reading starts: the end (zero value), the beginning, or
@@ -478,7 +478,7 @@ type tailPrinter struct {
 	errOut io.Writer
 	topic  string
 	json   bool
-	filter tailFilter
+	filter tailFilter[alert.State]
 	format tailFormat
 	seen   *tailSeen
 	now    func() time.Time
@@ -497,7 +497,7 @@ func (p *tailPrinter) print(m kafka.Message) error {
 			p.topic, m.Partition, m.Offset, tailPrintable(err.Error()))
 		return nil
 	}
-	if !p.filter.match(e) || !p.seen.add(tailKeyOf(e)) {
+	if !p.filter.match(e.State, e.Severity) || !p.seen.add(tailKeyOf(e)) {
 		return nil
 	}
 	if p.json {

@@ -92,7 +92,7 @@ func TestAlertsFilter(t *testing.T) {
 	f := func(state alert.State, severity string, e alert.Event, want bool) {
 		t.Helper()
 		cfg := tailConfig{State: string(state), Severity: severity}
-		if got := cfg.filter().match(e); got != want {
+		if got := cfg.filter().match(e.State, e.Severity); got != want {
 			t.Errorf("--state %q --severity %s, event %s/%q: match %t, want %t", state, severity, e.State, e.Severity, got, want)
 		}
 	}

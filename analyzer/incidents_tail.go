@@ -29,25 +29,9 @@ func validIncidentTailState(s string) error {
 	return fmt.Errorf("--state %q: with --incidents want open, resolved or merged", s)
 }
 
-func (c tailConfig) incidentTailFilter() incidentTailFilter {
+func (c tailConfig) incidentTailFilter() tailFilter[incident.State] {
 	rank, _ := tailSeverityRank(c.Severity)
-	return incidentTailFilter{State: incident.State(c.State), MinRank: rank}
-}
-
-// incidentTailFilter selects the incident events printed: --state and
-// --severity, the latter as for alert events (an incident's severity is
-// its most severe alert's).
-type incidentTailFilter struct {
-	State   incident.State // "": any
-	MinRank int            // see tailSeverityRank
-}
-
-func (f incidentTailFilter) match(e incident.Event) bool {
-	if f.State != "" && e.State != f.State {
-		return false
-	}
-	rank, known := tailSeverityRank(e.Severity)
-	return !known || rank >= f.MinRank
+	return tailFilter[incident.State]{State: incident.State(c.State), MinRank: rank}
 }
 
 // incidentTailSeen remembers, for the last n (at least 1) distinct incident
@@ -92,7 +76,7 @@ type incidentTailPrinter struct {
 	errOut io.Writer
 	topic  string
 	json   bool
-	filter incidentTailFilter
+	filter tailFilter[incident.State]
 	format tailFormat
 	seen   *incidentTailSeen
 	now    func() time.Time
@@ -111,7 +95,7 @@ func (p *incidentTailPrinter) print(m kafka.Message) error {
 			p.topic, m.Partition, m.Offset, tailPrintable(err.Error()))
 		return nil
 	}
-	if !p.filter.match(e) || !p.seen.add(e.ID, e.Version) {
+	if !p.filter.match(e.State, e.Severity) || !p.seen.add(e.ID, e.Version) {
 		return nil
 	}
 	if p.json {

@@ -133,7 +133,7 @@ func TestIncidentsTailFilter(t *testing.T) {
 	f := func(state, severity string, e incident.Event, want bool) {
 		t.Helper()
 		cfg := tailConfig{Incidents: true, State: state, Severity: severity}
-		if got := cfg.incidentTailFilter().match(e); got != want {
+		if got := cfg.incidentTailFilter().match(e.State, e.Severity); got != want {
 			t.Errorf("--state %q --severity %s, incident %s/%q: match %t, want %t", state, severity, e.State, e.Severity, got, want)
 		}
 	}

@@ -13,7 +13,8 @@
 // # Rule file
 //
 // A commented example is testdata/example.yaml. The file holds one mapping
-// with one key, rules, a list of rules:
+// with the key rules, a list of rules (and optionally dependencies, see
+// Dependencies):
 //
 //	rules:
 //	  - name: cpu_high             # required, unique, letters, digits, _ . -
@@ -113,6 +114,17 @@
 // the alert event (.Labels.service, .Rule, .Fingerprint, .State, .Value,
 // .Series, .Severity, .Summary); a label the event lacks fails the run
 // rather than pass "<no value>". Package shared/action runs them.
+//
+// # Dependencies
+//
+// Beside rules, the file may declare which services depend on which, by
+// the value of the service label; the analyzer's incidents (package
+// shared/incident) link alerts of dependent services and rank a service
+// others depend on as the likelier origin. A cycle is an error.
+//
+//	dependencies:
+//	  api: [db, cache]
+//	  web: [api]
 //
 // # Validation
 //

@@ -234,7 +234,7 @@ func TestExampleFile(t *testing.T) {
 		names = append(names, r.Name)
 		kinds[r.Kind] = true
 	}
-	if len(set.Rules) != 5 || len(kinds) != 4 || set.Source != "testdata/example.yaml" {
+	if len(set.Rules) != 5 || len(kinds) != 4 || set.Source != "testdata/example.yaml" || len(set.Dependencies) != 2 {
 		t.Errorf("example: rules %v, kinds %v", names, kinds)
 	}
 	sum, _ := set.Rules[0].Render(Verdict{Value: 93.21, Threshold: 90}, map[string]string{"host": "web-1"}, "firing", nil)

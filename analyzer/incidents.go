@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,6 +28,12 @@ import (
 
 // DefaultIncidentTopic is where incidents are published.
 const DefaultIncidentTopic = "metrics-incidents"
+
+// incidentReplayWait is how long the incident stage waits, after a
+// partition of the alert topic has replayed, for the others to: long
+// enough for a replay of a day of alerts, short enough that a partition
+// stuck at a batch it cannot read stops incidents only for a minute.
+const incidentReplayWait = time.Minute
 
 // incidentsConfig configures the incident stage: a consumer group of its
 // own on the alert topic, every partition of which one analyzer instance
@@ -147,6 +155,9 @@ type incidents struct {
 	readyMu   sync.Mutex
 	replaying map[int]bool
 	replayed  chan struct{}
+	// replayWait bounds how long a partition waits for the others'
+	// replay: one stuck partition must not stop every incident.
+	replayWait time.Duration
 }
 
 // assign starts an assignment (kafkaio.GroupConfig.OnAssign): no partition
@@ -179,11 +190,40 @@ func (s *incidents) done(p int) <-chan struct{} {
 	return s.replayed
 }
 
+// awaitReplay marks partition p done replaying and waits, at most
+// replayWait, for the assignment's other partitions; past that it gives
+// up on the stragglers, logging them, and lets every partition act.
+func (s *incidents) awaitReplay(ctx context.Context, p int) error {
+	all := s.done(p)
+	select {
+	case <-all:
+		return nil
+	default:
+	}
+	timer := time.NewTimer(s.replayWait)
+	defer timer.Stop()
+	select {
+	case <-all:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		s.readyMu.Lock()
+		if all == s.replayed && len(s.replaying) > 0 {
+			s.log.Warn().Ints("partitions", slices.Sorted(maps.Keys(s.replaying))).Stringer("waited", s.replayWait).
+				Msg("alert partitions still replaying; going on without them (incidents they hold may be split or renamed)")
+			clear(s.replaying)
+			close(s.replayed)
+		}
+		s.readyMu.Unlock()
+	}
+	return nil
+}
+
 func newIncidents(cfg incidentsConfig, book *atomic.Pointer[ruleBook], w messageWriter, writer *influx.Writer,
 	dlq *kafkaio.DeadLetters, log zerolog.Logger, reg prometheus.Registerer) *incidents {
 	s := &incidents{corr: incident.NewCorrelator(cfg.Correlation), book: book, w: w, writer: writer, dlq: dlq,
 		measurement: cfg.Measurement, backoff: retry.DefaultBackoff(), metrics: newIncidentMetrics(reg),
-		log: log.With().Str("stage", "incidents").Logger(), replayed: make(chan struct{})}
+		log: log.With().Str("stage", "incidents").Logger(), replayed: make(chan struct{}), replayWait: incidentReplayWait}
 	close(s.replayed) // until an assignment says otherwise
 	return s
 }
@@ -244,10 +284,8 @@ func (h incidentHandler) Warm(batch []kafka.Message) {
 // reach its partition in version order, the latest last, whichever alert
 // partition caused them.
 func (h incidentHandler) Handle(ctx context.Context, batch []kafka.Message) error {
-	select {
-	case <-h.s.done(h.partition):
-	case <-ctx.Done():
-		return ctx.Err()
+	if err := h.s.awaitReplay(ctx, h.partition); err != nil {
+		return err
 	}
 	h.s.mu.Lock()
 	defer h.s.mu.Unlock()

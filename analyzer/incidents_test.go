@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
 
 	"github.com/metricpipe/metricpipe/shared/alert"
 	"github.com/metricpipe/metricpipe/shared/incident"
@@ -104,5 +105,33 @@ func TestIncidentStageRebuildsAfterRestart(t *testing.T) {
 	}
 	if o := second.Origins[0]; o.Labels["host"] != "db-eu-1" || !o.Located {
 		t.Errorf("origin %v located %v, want db-eu-1 located (evidence %q)", o.Labels, o.Located, o.Evidence)
+	}
+}
+
+// TestIncidentStageDoesNotWaitForeverForAStuckPartition: a partition that
+// never finishes replaying (stuck at a batch it cannot read) holds the
+// others back for a while, not for ever: incidents go on, their ids then
+// perhaps not those of before the restart.
+func TestIncidentStageDoesNotWaitForeverForAStuckPartition(t *testing.T) {
+	c := &captured{}
+	reg := prometheus.NewRegistry()
+	out := testOutput(t, &captured{}, reg)
+	var book atomic.Pointer[ruleBook]
+	book.Store(&ruleBook{set: &rules.Set{}})
+	cfg := incidentsConfig{Correlation: incident.Config{Window: 5 * time.Minute, GroupBy: incident.DefaultGroupBy,
+		Lead: 30 * time.Second, Lateness: 10 * time.Minute, ServiceLabel: "service"}, Measurement: "metricpipe_incidents"}
+	stage := newIncidents(cfg, &book, c, out.writer, nil, zerolog.Nop(), reg)
+	stage.replayWait = 50 * time.Millisecond
+	stage.assign([]int{0, 1}) // partition 1 never reports
+	at := time.Now().UTC()
+	e := alert.Event{Fingerprint: "f", Rule: "r", State: alert.Firing, Severity: alert.SeverityWarning,
+		Labels: map[string]string{"host": "a"}, StartsAt: at, EventTime: at}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if err := (incidentHandler{stage, 0}).Handle(ctx, []kafka.Message{alertMessage(t, 0, e)}); err != nil {
+		t.Fatalf("partition 0 held back by partition 1: %v", err)
+	}
+	if got := c.take(); len(got) != 1 {
+		t.Errorf("published %d incident events, want 1", len(got))
 	}
 }

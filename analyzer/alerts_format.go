@@ -54,31 +54,51 @@ func tailKeyOf(e alert.Event) tailKey {
 	return tailKey{e.Fingerprint, e.State, e.StartsAt.Unix(), e.StartsAt.Nanosecond()}
 }
 
-// tailSeen remembers the last n (at least 1) distinct keys added,
-// forgetting the oldest first. It is not safe for concurrent use.
-type tailSeen struct {
-	keys map[tailKey]struct{}
-	ring []tailKey // insertion order; next is the oldest once full
+// tailMemory remembers a value for each of the last n (at least 1)
+// distinct keys put, forgetting the key first put first: the bounded
+// memory the tails deduplicate with. It is not safe for concurrent use.
+type tailMemory[K comparable, V any] struct {
+	vals map[K]V
+	ring []K // first-put order; next is the oldest once full
 	next int
 }
 
-func newTailSeen(n int) *tailSeen {
-	return &tailSeen{keys: make(map[tailKey]struct{}), ring: make([]tailKey, 0, max(n, 1))}
+func newTailMemory[K comparable, V any](n int) *tailMemory[K, V] {
+	return &tailMemory[K, V]{vals: make(map[K]V), ring: make([]K, 0, max(n, 1))}
 }
 
+func (m *tailMemory[K, V]) get(k K) (V, bool) {
+	v, ok := m.vals[k]
+	return v, ok
+}
+
+// put remembers v for k; a key already remembered keeps its place.
+func (m *tailMemory[K, V]) put(k K, v V) {
+	if _, ok := m.vals[k]; !ok {
+		if len(m.ring) < cap(m.ring) {
+			m.ring = append(m.ring, k)
+		} else {
+			delete(m.vals, m.ring[m.next])
+			m.ring[m.next] = k
+			m.next = (m.next + 1) % len(m.ring)
+		}
+	}
+	m.vals[k] = v
+}
+
+func (m *tailMemory[K, V]) len() int { return len(m.vals) }
+
+// tailSeen remembers the last n distinct alert event keys added.
+type tailSeen struct{ *tailMemory[tailKey, struct{}] }
+
+func newTailSeen(n int) tailSeen { return tailSeen{newTailMemory[tailKey, struct{}](n)} }
+
 // add records k and reports whether it was not already remembered.
-func (s *tailSeen) add(k tailKey) bool {
-	if _, ok := s.keys[k]; ok {
+func (s tailSeen) add(k tailKey) bool {
+	if _, ok := s.get(k); ok {
 		return false
 	}
-	if len(s.ring) < cap(s.ring) {
-		s.ring = append(s.ring, k)
-	} else {
-		delete(s.keys, s.ring[s.next])
-		s.ring[s.next] = k
-		s.next = (s.next + 1) % len(s.ring)
-	}
-	s.keys[k] = struct{}{}
+	s.put(k, struct{}{})
 	return true
 }
 

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/metricpipe/metricpipe/shared/alert"
+	"github.com/metricpipe/metricpipe/shared/incident"
 	"github.com/metricpipe/metricpipe/shared/kafkaio"
 	"github.com/metricpipe/metricpipe/shared/service"
 )
@@ -278,12 +279,16 @@ func tailIsTerminal(w io.Writer) bool {
 func runTail(ctx context.Context, cfg tailConfig, format tailFormat, stdout, stderr io.Writer, now func() time.Time) error {
 	out := bufio.NewWriter(stdout)
 	if cfg.Incidents {
-		p := &incidentTailPrinter{out: out, errOut: stderr, topic: cfg.Topic, json: cfg.JSON,
-			filter: cfg.incidentTailFilter(), format: format, seen: newIncidentTailSeen(tailDedupWindow), now: now}
+		filter, seen := cfg.incidentTailFilter(), newIncidentTailSeen(tailDedupWindow)
+		p := &tailPrinter[incident.Event]{out: out, errOut: stderr, topic: cfg.Topic, json: cfg.JSON, now: now,
+			what: "an incident event", decode: incident.Decode, render: format.incident,
+			keep: func(e incident.Event) bool { return filter.match(e.State, e.Severity) && seen.add(e.ID, e.Version) }}
 		return readTail(ctx, cfg, out, p.print, "incidents", now)
 	}
-	p := &tailPrinter{out: out, errOut: stderr, topic: cfg.Topic, json: cfg.JSON,
-		filter: cfg.filter(), format: format, seen: newTailSeen(tailDedupWindow), now: now}
+	filter, seen := cfg.filter(), newTailSeen(tailDedupWindow)
+	p := &tailPrinter[alert.Event]{out: out, errOut: stderr, topic: cfg.Topic, json: cfg.JSON, now: now,
+		what: "an alert event", decode: alert.Decode, render: format.line,
+		keep: func(e alert.Event) bool { return filter.match(e.State, e.Severity) && seen.add(tailKeyOf(e)) }}
 	return readTail(ctx, cfg, out, p.print, "alerts", now)
 }
 
@@ -471,39 +476,41 @@ func tailPartition(ctx context.Context, rc kafka.ReaderConfig, span tailSpan, fo
 	return nil
 }
 
-// tailPrinter decodes, filters, deduplicates and prints messages. It is
-// not safe for concurrent use: one goroutine owns it.
-type tailPrinter struct {
+// tailPrinter decodes, filters, deduplicates and prints the events of
+// one topic, alert or incident events. It is not safe for concurrent use:
+// one goroutine owns it.
+type tailPrinter[E any] struct {
 	out    *bufio.Writer
 	errOut io.Writer
 	topic  string
 	json   bool
-	filter tailFilter[alert.State]
-	format tailFormat
-	seen   *tailSeen
+	what   string // the events, for the warning about a message that is none
+	decode func([]byte) (E, error)
+	keep   func(E) bool // --state and --severity, then the deduplication
+	render func(E, time.Time) string
 	now    func() time.Time
 }
 
-// print prints m, or warns on errOut when it is not an alert event. It
-// returns only errors writing to out.
-func (p *tailPrinter) print(m kafka.Message) error {
-	e, err := alert.Decode(m.Value)
+// print prints m, or warns on errOut when it is not an event. It returns
+// only errors writing to out.
+func (p *tailPrinter[E]) print(m kafka.Message) error {
+	e, err := p.decode(m.Value)
 	if err != nil {
 		// Lines before the warning reach the terminal before it.
 		if err := p.out.Flush(); err != nil {
 			return err
 		}
-		fmt.Fprintf(p.errOut, "warning: %s partition %d offset %d: not an alert event, skipped: %s\n",
-			p.topic, m.Partition, m.Offset, tailPrintable(err.Error()))
+		fmt.Fprintf(p.errOut, "warning: %s partition %d offset %d: not %s, skipped: %s\n",
+			p.topic, m.Partition, m.Offset, p.what, tailPrintable(err.Error()))
 		return nil
 	}
-	if !p.filter.match(e.State, e.Severity) || !p.seen.add(tailKeyOf(e)) {
+	if !p.keep(e) {
 		return nil
 	}
 	if p.json {
 		return writeJSONLine(p.out, m.Value)
 	}
-	_, err = p.out.WriteString(p.format.line(e, p.now()) + "\n")
+	_, err = p.out.WriteString(p.render(e, p.now()) + "\n")
 	return err
 }
 

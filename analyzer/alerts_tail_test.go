@@ -125,8 +125,8 @@ func TestAlertsSeenForgetsTheOldest(t *testing.T) {
 			t.Fatalf("step %d: add(%s) = %t, want %t", i, step.fp, got, step.want)
 		}
 	}
-	if len(s.keys) != 2 {
-		t.Fatalf("%d keys remembered, want 2", len(s.keys))
+	if s.len() != 2 {
+		t.Fatalf("%d keys remembered, want 2", s.len())
 	}
 	// The dedup key is the documented triple, with times compared as instants.
 	t0 := time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC)

@@ -1,17 +1,13 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
-	"io"
 	"maps"
 	"math"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/segmentio/kafka-go"
 
 	"github.com/metricpipe/metricpipe/shared/incident"
 )
@@ -34,75 +30,23 @@ func (c tailConfig) incidentTailFilter() tailFilter[incident.State] {
 	return tailFilter[incident.State]{State: incident.State(c.State), MinRank: rank}
 }
 
-// incidentTailSeen remembers, for the last n (at least 1) distinct incident
-// ids added, the newest version added, forgetting the id first added first.
-// It is not safe for concurrent use.
-type incidentTailSeen struct {
-	last map[string]int
-	ring []string // first-added order; next is the oldest once full
-	next int
-}
+// incidentTailSeen remembers, for the last n distinct incident ids added,
+// the newest version added.
+type incidentTailSeen struct{ *tailMemory[string, int] }
 
-func newIncidentTailSeen(n int) *incidentTailSeen {
-	return &incidentTailSeen{last: make(map[string]int), ring: make([]string, 0, max(n, 1))}
+func newIncidentTailSeen(n int) incidentTailSeen {
+	return incidentTailSeen{newTailMemory[string, int](n)}
 }
 
 // add records version of incident id and reports whether it is newer than
 // every version of id remembered: a replay, or an event older than one
 // already printed, is not.
-func (s *incidentTailSeen) add(id string, version int) bool {
-	if v, ok := s.last[id]; ok {
-		if version <= v {
-			return false
-		}
-		s.last[id] = version
-		return true
+func (s incidentTailSeen) add(id string, version int) bool {
+	if v, ok := s.get(id); ok && version <= v {
+		return false
 	}
-	if len(s.ring) < cap(s.ring) {
-		s.ring = append(s.ring, id)
-	} else {
-		delete(s.last, s.ring[s.next])
-		s.ring[s.next] = id
-		s.next = (s.next + 1) % len(s.ring)
-	}
-	s.last[id] = version
+	s.put(id, version)
 	return true
-}
-
-// incidentTailPrinter decodes, filters, deduplicates and prints incident
-// events. It is not safe for concurrent use: one goroutine owns it.
-type incidentTailPrinter struct {
-	out    *bufio.Writer
-	errOut io.Writer
-	topic  string
-	json   bool
-	filter tailFilter[incident.State]
-	format tailFormat
-	seen   *incidentTailSeen
-	now    func() time.Time
-}
-
-// print prints m, or warns on errOut when it is not an incident event. It
-// returns only errors writing to out.
-func (p *incidentTailPrinter) print(m kafka.Message) error {
-	e, err := incident.Decode(m.Value)
-	if err != nil {
-		// Lines before the warning reach the terminal before it.
-		if err := p.out.Flush(); err != nil {
-			return err
-		}
-		fmt.Fprintf(p.errOut, "warning: %s partition %d offset %d: not an incident event, skipped: %s\n",
-			p.topic, m.Partition, m.Offset, tailPrintable(err.Error()))
-		return nil
-	}
-	if !p.filter.match(e.State, e.Severity) || !p.seen.add(e.ID, e.Version) {
-		return nil
-	}
-	if p.json {
-		return writeJSONLine(p.out, m.Value)
-	}
-	_, err = p.out.WriteString(p.format.incident(e, p.now()) + "\n")
-	return err
 }
 
 // incident renders e as a block of lines without a final newline: a header

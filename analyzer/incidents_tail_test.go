@@ -185,8 +185,8 @@ func TestIncidentsTailSeen(t *testing.T) {
 			t.Fatalf("step %d: add(%s, %d) = %t, want %t", i, step.id, step.version, got, step.want)
 		}
 	}
-	if len(s.last) != 2 {
-		t.Fatalf("%d ids remembered, want 2", len(s.last))
+	if s.len() != 2 {
+		t.Fatalf("%d ids remembered, want 2", s.len())
 	}
 }
 

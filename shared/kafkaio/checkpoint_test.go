@@ -234,6 +234,22 @@ func readFolds(t *testing.T, cfg Config, topic string, partitions int) map[int]f
 	return want
 }
 
+// checkRestored checks the second member's handlers hs: each partition the
+// first member handled was restored, and each partition's fold is that of
+// all its messages, each once, in order.
+func (r checkpointRun) checkRestored(t *testing.T, first, hs map[int]*foldHandler) {
+	t.Helper()
+	for p, w := range r.want {
+		h := hs[p]
+		if f := first[p]; f != nil && f.n > 0 && !h.restored {
+			t.Errorf("partition %d: not restored", p)
+		}
+		if h.n != w.n || h.sum != w.sum {
+			t.Errorf("partition %d: folded %d messages to %x, want %d to %x", p, h.n, h.sum, w.n, w.sum)
+		}
+	}
+}
+
 // TestCheckpointsRestoreExactly: a member stopped, crashed or holding its
 // commits back leaves checkpoints from which the next member restores each
 // partition's state and replays exactly the messages after it: each
@@ -284,15 +300,9 @@ func TestCheckpointsRestoreExactly(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			r.checkRestored(t, first, hs)
 			var replayed int64
-			for p, w := range r.want {
-				h := hs[p]
-				if f := first[p]; f != nil && f.n > 0 && !h.restored {
-					t.Errorf("partition %d: not restored", p)
-				}
-				if h.n != w.n || h.sum != w.sum {
-					t.Errorf("partition %d: folded %d messages to %x, want %d to %x", p, h.n, h.sum, w.n, w.sum)
-				}
+			for _, h := range hs {
 				replayed += h.replayed
 			}
 			t.Logf("restored %v partitions, replayed %d messages", testbed.CounterSum(reg, "metricpipe_checkpoints_restored_total"), replayed)
@@ -351,15 +361,7 @@ func TestCheckpointsRideOutALeaderMove(t *testing.T) {
 	if refused.Load() == 0 {
 		t.Fatal("no latest-offset lookup was refused: the test tests nothing")
 	}
-	for p, w := range r.want {
-		h := hs[p]
-		if f := first[p]; f != nil && f.n > 0 && !h.restored {
-			t.Errorf("partition %d: not restored", p)
-		}
-		if h.n != w.n || h.sum != w.sum {
-			t.Errorf("partition %d: folded %d messages to %x, want %d to %x", p, h.n, h.sum, w.n, w.sum)
-		}
-	}
+	r.checkRestored(t, first, hs)
 	if d := testbed.CounterSum(reg, "metricpipe_checkpoints_discarded_total"); d != 0 {
 		t.Errorf("discarded %v checkpoints, want none", d)
 	}

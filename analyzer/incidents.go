@@ -22,7 +22,9 @@ import (
 	"github.com/metricpipe/metricpipe/shared/incident"
 	"github.com/metricpipe/metricpipe/shared/influx"
 	"github.com/metricpipe/metricpipe/shared/kafkaio"
+	"github.com/metricpipe/metricpipe/shared/point"
 	"github.com/metricpipe/metricpipe/shared/retry"
+	"github.com/metricpipe/metricpipe/shared/rules"
 	"github.com/metricpipe/metricpipe/shared/service"
 )
 
@@ -140,7 +142,7 @@ func newIncidentMetrics(reg prometheus.Registerer) incidentMetrics {
 type incidents struct {
 	mu          sync.Mutex // held from observing a batch until its incidents are published
 	corr        *incident.Correlator
-	deps        map[string][]string // the rule book's, last given to corr
+	rules       *rules.Set // whose dependencies corr has
 	book        *atomic.Pointer[ruleBook]
 	w           messageWriter
 	writer      *influx.Writer
@@ -231,9 +233,9 @@ func newIncidents(cfg incidentsConfig, book *atomic.Pointer[ruleBook], w message
 // observe feeds a batch of alert events to the correlator; what it returns
 // are the incident events to publish. The caller holds mu.
 func (s *incidents) observe(batch []kafka.Message) []incident.Event {
-	if b := s.book.Load(); b != nil && !sameDeps(b.set.Dependencies, s.deps) {
-		s.deps = b.set.Dependencies
-		s.corr.SetDependencies(s.deps)
+	if b := s.book.Load(); b.set != s.rules {
+		s.rules = b.set
+		s.corr.SetDependencies(b.set.Dependencies)
 	}
 	before := s.corr.Unmatched
 	var out []incident.Event
@@ -250,18 +252,6 @@ func (s *incidents) observe(batch []kafka.Message) []incident.Event {
 	s.metrics.unmatched.Add(float64(s.corr.Unmatched - before))
 	s.metrics.open.Set(float64(s.corr.Open()))
 	return out
-}
-
-func sameDeps(a, b map[string][]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if strings.Join(v, ",") != strings.Join(b[k], ",") {
-			return false
-		}
-	}
-	return true
 }
 
 // incidentHandler is one alert-topic partition's handler of the stage.
@@ -348,15 +338,14 @@ func (s *incidents) emit(ctx context.Context, events []incident.Event) error {
 // lead_seconds, located, origin (the rank-1 origin's labels), summary and
 // started_at. Its time is the event's updated_at.
 func appendIncidentLine(b []byte, measurement string, e *incident.Event) []byte {
-	b = append(b, measurement...)
-	b = append(b, ",id="...)
-	b = appendLPTag(b, e.ID)
-	if e.Severity != "" {
-		b = append(b, ",severity="...)
-		b = appendLPTag(b, e.Severity)
+	p := point.Point{Measurement: measurement}
+	for _, t := range [...]point.Tag{{Key: "id", Value: e.ID}, {Key: "severity", Value: e.Severity},
+		{Key: "state", Value: string(e.State)}} { // sorted by key
+		if t.Value != "" {
+			p.Tags = append(p.Tags, t)
+		}
 	}
-	b = append(b, ",state="...)
-	b = appendLPTag(b, string(e.State))
+	b = point.AppendSeriesKey(b, &p)
 	var origin string
 	var lead float64
 	var located bool
@@ -382,16 +371,4 @@ func appendIncidentLine(b []byte, measurement string, e *incident.Event) []byte 
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, e.UpdatedAt.UnixNano(), 10)
 	return append(b, '\n')
-}
-
-// appendLPTag escapes a line-protocol tag value.
-func appendLPTag(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case ',', '=', ' ', '\\':
-			b = append(b, '\\')
-		}
-		b = append(b, s[i])
-	}
-	return b
 }

@@ -39,23 +39,26 @@ type groundTruth struct {
 	EndNS   int64  `json:"end_ns"`
 }
 
-func readTruth(t *testing.T, path string) []groundTruth {
+// readJSONLines reads a file of one JSON object per line, such as the
+// producer's ground truth.
+func readJSONLines[T any](t *testing.T, path string) []T {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	var labels []groundTruth
+	var out []T
 	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
-		var l groundTruth
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-			t.Fatalf("ground truth %q: %v", sc.Text(), err)
+		var v T
+		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
+			t.Fatalf("%s: %q: %v", path, sc.Text(), err)
 		}
-		labels = append(labels, l)
+		out = append(out, v)
 	}
-	return labels
+	return out
 }
 
 // TestAnalyzerDetectsInjectedAnomalies: synthetic series with injected
@@ -95,7 +98,7 @@ func TestAnalyzerDetectsInjectedAnomalies(t *testing.T) {
 	b.waitCommitted(b.topic+"-a", 3*time.Minute)
 	stopGracefully(t, a)
 
-	labels := readTruth(t, truthFile)
+	labels := readJSONLines[groundTruth](t, truthFile)
 	events := b.alertEvents()
 	origin := b.firstPointTime()
 	type verdict struct{ firing, resolved int }

@@ -212,19 +212,26 @@ func (b *bed) backtest(rulesFile string, from, to time.Time, extra ...string) ([
 // --json`, which prints each distinct event once.
 func (b *bed) alertEventsOn(topic string) []alert.Event {
 	b.t.Helper()
-	tail := testbed.Start(b.t, "alerts-tail", b.bins["analyzer"], "alerts", "tail", "--kafka-brokers", b.brokers,
-		"--alert-topic", topic, "--from", "beginning", "--follow=false", "--json")
+	return tailEvents(b, alert.Decode, "--alert-topic", topic)
+}
+
+// tailEvents runs `analyzer alerts tail --json` from the beginning to the
+// end of a topic with the extra arguments and decodes what it printed.
+func tailEvents[E any](b *bed, decode func([]byte) (E, error), extra ...string) []E {
+	b.t.Helper()
+	args := append([]string{"alerts", "tail", "--kafka-brokers", b.brokers, "--from", "beginning", "--follow=false", "--json"}, extra...)
+	tail := testbed.Start(b.t, "alerts-tail", b.bins["analyzer"], args...)
 	if err := tail.Wait(time.Minute); err != nil {
-		b.t.Fatalf("alerts tail: %v\n%s", err, tail.Output())
+		b.t.Fatalf("alerts tail %v: %v\n%s", extra, err, tail.Output())
 	}
-	var events []alert.Event
+	var events []E
 	for _, line := range strings.Split(tail.Output(), "\n") {
 		if !strings.HasPrefix(line, "{") {
 			continue
 		}
-		e, err := alert.Decode([]byte(line))
+		e, err := decode([]byte(line))
 		if err != nil {
-			b.t.Fatalf("alerts tail printed %q: %v", line, err)
+			b.t.Fatalf("alerts tail %v printed %q: %v", extra, line, err)
 		}
 		events = append(events, e)
 	}

@@ -1,10 +1,8 @@
 package e2e
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
-	"os"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -87,7 +85,7 @@ dependencies:
 	b.waitCommittedOn(b.topic+"-alerts", b.topic+"-a-incidents", 2*time.Minute)
 	stopGracefully(t, a)
 
-	faults := readTopologyTruth(t, truthFile)
+	faults := readJSONLines[topologyFault](t, truthFile)
 	alerts := b.alertEvents()
 	incidents := b.incidentEvents(b.topic + "-incidents")
 
@@ -138,7 +136,7 @@ dependencies:
 				of[-1] = true
 			}
 		}
-		if of[-1] || slices.ContainsFunc(keys(of), func(i int) bool { return faults[i].Truncated }) {
+		if of[-1] || slices.ContainsFunc(slices.Collect(maps.Keys(of)), func(i int) bool { return faults[i].Truncated }) {
 			continue // noise, or a fault the run cut short: not judged
 		}
 		detected++
@@ -208,53 +206,9 @@ func alertID(fingerprint string, start time.Time) string {
 	return fmt.Sprintf("%s@%d", fingerprint, start.UnixNano())
 }
 
-func keys[K comparable, V any](m map[K]V) []K {
-	out := make([]K, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
-}
-
-func readTopologyTruth(t *testing.T, path string) []topologyFault {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []topologyFault
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var l topologyFault
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-			t.Fatalf("ground truth %q: %v", sc.Text(), err)
-		}
-		out = append(out, l)
-	}
-	return out
-}
-
 // incidentEvents reads every event on the incidents topic with `analyzer
 // alerts tail --incidents --json`.
 func (b *bed) incidentEvents(topic string) []incident.Event {
 	b.t.Helper()
-	tail := testbed.Start(b.t, "incidents-tail", b.bins["analyzer"], "alerts", "tail", "--incidents", "--kafka-brokers", b.brokers,
-		"--incidents-topic", topic, "--from", "beginning", "--follow=false", "--json")
-	if err := tail.Wait(time.Minute); err != nil {
-		b.t.Fatalf("alerts tail --incidents: %v\n%s", err, tail.Output())
-	}
-	var events []incident.Event
-	for _, line := range strings.Split(tail.Output(), "\n") {
-		if !strings.HasPrefix(line, "{") {
-			continue
-		}
-		e, err := incident.Decode([]byte(line))
-		if err != nil {
-			b.t.Fatalf("alerts tail --incidents printed %q: %v", line, err)
-		}
-		events = append(events, e)
-	}
-	return events
+	return tailEvents(b, incident.Decode, "--incidents", "--incidents-topic", topic)
 }

@@ -86,7 +86,7 @@ func TestAnalyzerOnBurstyAndShiftingSeries(t *testing.T) {
 	b.waitCommitted(b.topic+"-a", 3*time.Minute)
 	stopGracefully(t, a)
 
-	labels := readTruth(t, truthFile)
+	labels := readJSONLines[groundTruth](t, truthFile)
 	events := b.alertEvents()
 	// In event time, so the examples logged are the same from run to run.
 	slices.SortStableFunc(events, func(x, y alert.Event) int {

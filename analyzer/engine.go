@@ -290,7 +290,7 @@ func (e *engine) Expire(now int64, out *results) *results {
 // then refused (stream.ErrIncompatible), never misread.
 const (
 	checkpointKind    = "analyzer"
-	checkpointVersion = 2
+	checkpointVersion = 3
 	// minSeriesBytes is the least a series takes in a checkpoint, which
 	// bounds the count a damaged checkpoint may claim.
 	minSeriesBytes = 29

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/metricpipe/metricpipe/shared/forecast"
 	"github.com/metricpipe/metricpipe/shared/stream"
@@ -48,16 +49,32 @@ func checkpointSeries(n int) []float64 {
 	return ys
 }
 
+// checkpointTimes are 5-minute event times for checkpointSeries, with a
+// gap of 9 steps before every 173rd point (346 and 1038 among the splits
+// of TestDetectorCheckpointRestore).
+func checkpointTimes(n int) []int64 {
+	ts := make([]int64, n)
+	for i := 1; i < n; i++ {
+		steps := int64(1)
+		if i%173 == 0 {
+			steps = 10
+		}
+		ts[i] = ts[i-1] + steps*int64(5*time.Minute)
+	}
+	return ts
+}
+
 // TestDetectorCheckpointRestore: a Detector restored from a checkpoint
 // taken after k points and fed the rest gives bit for bit the verdicts of
 // the one that ran through, for each forecaster kind, for splits during
-// warm-up, season discovery, inside an episode, and once locked.
+// warm-up, season discovery, inside an episode, and once locked, on a
+// series with gaps in its event times.
 func TestDetectorCheckpointRestore(t *testing.T) {
 	p, err := NewParams(DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
-	ys := checkpointSeries(2400)
+	ys, ts := checkpointSeries(2400), checkpointTimes(2400)
 	configs := map[string]forecast.Config{}
 	for _, k := range []forecast.Kind{forecast.Holt, forecast.AR, forecast.Auto} {
 		c := forecast.DefaultConfig()
@@ -78,7 +95,7 @@ func TestDetectorCheckpointRestore(t *testing.T) {
 			want := make([]string, len(ys))
 			var episodes bool
 			for i, y := range ys {
-				want[i] = fmtVerdict(ref.Observe(y, p), ref)
+				want[i] = fmtVerdict(ref.ObserveAt(ts[i], y, p), ref)
 				locked = locked || ref.season.locked > 0
 				seasonal = seasonal || ref.useSeason
 				episodes = episodes || ref.onset.in
@@ -86,10 +103,10 @@ func TestDetectorCheckpointRestore(t *testing.T) {
 			if !episodes {
 				t.Fatal("the series opens no episode")
 			}
-			for _, k := range []int{0, 1, 2, 30, 31, 250, 251, 300, 722, 723, 1000, 1320, 2399} {
+			for _, k := range []int{0, 1, 2, 30, 31, 250, 251, 300, 346, 722, 723, 1000, 1038, 1320, 2399} {
 				d := newDetector(t, c)
-				for _, y := range ys[:k] {
-					d.Observe(y, p)
+				for i, y := range ys[:k] {
+					d.ObserveAt(ts[i], y, p)
 				}
 				var e stream.Encoder
 				d.Checkpoint(&e)
@@ -103,7 +120,7 @@ func TestDetectorCheckpointRestore(t *testing.T) {
 					t.Fatalf("split %d: restored state differs", k)
 				}
 				for i := k; i < len(ys); i++ {
-					if got := fmtVerdict(r.Observe(ys[i], p), r); got != want[i] {
+					if got := fmtVerdict(r.ObserveAt(ts[i], ys[i], p), r); got != want[i] {
 						t.Fatalf("split %d, point %d: restored %s, uninterrupted %s", k, i, got, want[i])
 					}
 				}

@@ -36,6 +36,7 @@ type Detector struct {
 	levelMSE  float32 // the seasonal level's alone, as a forecast, like fcMSE: see seasonal
 	onset     onset
 	start     int64 // event time of the first point given a time (ObserveAt)
+	last      int64 // the latest event time given
 	timed     bool  // start is set
 	outlier   uint8 // consecutive points fed to the forecaster clipped
 	useSeason bool  // the seasonal forecast is in use
@@ -90,7 +91,9 @@ type Verdict struct {
 	// the series' mean absolute step |y(t) − y(t−1)|, at the resolution
 	// its values are reported at (0.1 for 44.2) and, for the seasonal
 	// forecast, at a fifth of how much the pattern moves around that
-	// phase. Alert rules `anomaly: {z: k}` compare it; it is high on
+	// phase; σ is √k times as large for a point k mean steps of event
+	// time after the one before (ObserveAt), whose forecast is k steps
+	// ahead. Alert rules `anomaly: {z: k}` compare it; it is high on
 	// every surprising point.
 	Z float64
 	// Score in [0, 1] marks the onset of an unusual episode, and is 0 on
@@ -123,17 +126,34 @@ const day = int64(24 * time.Hour)
 // its seasons (a day in at most ringLen points: 5-minute points, not
 // 1-minute ones): two days from its first point, one to learn the day's
 // pattern and one to be judged against it. Before that, the first turns
-// of a pattern the detector has never seen would be its "anomalies". The
-// forecasts and Z are those of Observe.
+// of a pattern the detector has never seen would be its "anomalies". And
+// a point after a gap is judged in a wider scale (see gapSpread). The
+// forecasts are those of Observe, and so is Z on evenly spaced points.
 func (d *Detector) ObserveAt(t int64, y float64, p Params) Verdict {
 	if !d.timed {
-		d.start, d.timed = t, true
+		d.start, d.last, d.timed = t, t, true
 	}
 	span := t - d.start
 	// The mean step so far is span/n: a day fits in the seasonal ring
 	// when day ≤ ringLen·span/n.
 	slow := span > 0 && float64(span)*ringLen >= float64(d.n)*float64(day)
-	return d.observe(y, p, !slow || span >= 2*day)
+	spread := d.gapSpread(t)
+	d.last = max(d.last, t)
+	return d.observe(y, p, !slow || span >= 2*day, spread)
+}
+
+// gapSpread returns √k for a point k mean steps after the latest before
+// it (k rounded, so that jitter is no gap), and 1 for the next point or
+// an earlier one. Both forecasts are one step ahead of the last point
+// they were given, but after a gap they are judged k steps on, where the
+// error of a forecast grows like √k, as a random walk's: a series that
+// resumes at the level it has wandered to meanwhile is no surprise.
+func (d *Detector) gapSpread(t int64) float64 {
+	if d.n < 2 || t <= d.last || d.last <= d.start {
+		return 1
+	}
+	step := float64(d.last-d.start) / float64(d.n-1)
+	return math.Sqrt(max(1, math.Round(float64(t-d.last)/step)))
 }
 
 // Observe forecasts y, scores it against the forecast, then learns it.
@@ -142,18 +162,19 @@ func (d *Detector) ObserveAt(t int64, y float64, p Params) Verdict {
 // outlier run is short, so that a spike does not drag the forecast (and
 // the next points' residuals) after it. A non-finite y is a missing point:
 // it yields an empty Verdict, and both forecasts step over it in phase.
-func (d *Detector) Observe(y float64, p Params) Verdict { return d.observe(y, p, true) }
+func (d *Detector) Observe(y float64, p Params) Verdict { return d.observe(y, p, true, 1) }
 
-// observe is Observe; the point is not Warm unless seasonsSeen.
-func (d *Detector) observe(y float64, p Params, seasonsSeen bool) Verdict {
+// observe is Observe; the point is not Warm unless seasonsSeen, and both
+// residual scales are widened by spread (see gapSpread).
+func (d *Detector) observe(y float64, p Params, seasonsSeen bool, spread float64) Verdict {
 	if !finite(y) {
 		d.fc.Update(y)
 		d.season.skip()
 		return Verdict{}
 	}
 	floor := max(d.step, d.quantum())
-	f := d.forecaster(y, floor, p)
-	s, seasonal := d.seasonal(y, floor, f.ok, p)
+	f := d.forecaster(y, floor, spread, p)
+	s, seasonal := d.seasonal(y, floor, spread, f.ok, p)
 	use := f
 	if seasonal {
 		use = s
@@ -214,20 +235,22 @@ type judgement struct {
 	warm     bool    // its scale has seen its warm-up
 }
 
-// forecaster judges y by the forecaster's forecast.
-func (d *Detector) forecaster(y, floor float64, p Params) judgement {
+// forecaster judges y by the forecaster's forecast, in its residual scale
+// widened by spread; the scale learns the residual narrowed as much.
+func (d *Detector) forecaster(y, floor, spread float64, p Params) judgement {
 	var j judgement
 	if j.forecast, j.ok = d.fc.Predict(); j.ok {
-		j.scale = d.fcScale.Scale(floor)
-		j.z, j.warm = d.fcScale.Observe(y-j.forecast, floor, p)
+		j.scale = spread * d.fcScale.Scale(floor)
+		j.z, j.warm = d.fcScale.Observe((y-j.forecast)/spread, floor, p)
 	}
 	return j
 }
 
-// seasonal judges y by the best seasonal lag, if any, and reports whether
-// that judgement is the one to go by: the seasonal forecast is in use
-// (switchMargin) and its scale warm, or the forecaster has no forecast.
-func (d *Detector) seasonal(y, floor float64, fcOK bool, p Params) (judgement, bool) {
+// seasonal judges y by the best seasonal lag, if any, with spread as in
+// forecaster, and reports whether that judgement is the one to go by: the
+// seasonal forecast is in use (switchMargin) and its scale warm, or the
+// forecaster has no forecast.
+func (d *Detector) seasonal(y, floor, spread float64, fcOK bool, p Params) (judgement, bool) {
 	var j judgement
 	lag, ok := d.season.best()
 	if ok {
@@ -238,8 +261,8 @@ func (d *Detector) seasonal(y, floor float64, fcOK bool, p Params) (judgement, b
 		return j, false
 	}
 	sFloor := max(floor, jitterShare*d.season.jitter(lag))
-	j.ok, j.scale = true, d.sScale.Scale(floor)
-	j.z, j.warm = d.sScale.Observe(y-j.forecast, sFloor, p)
+	j.ok, j.scale = true, spread*d.sScale.Scale(floor)
+	j.z, j.warm = d.sScale.Observe((y-j.forecast)/spread, sFloor, p)
 	// The seasonal forecast must also beat its own level alone, without
 	// the deviation of a season ago; else the series has no pattern and
 	// that deviation is noise, or worse, a level shift that it replays a

@@ -6,8 +6,11 @@
 //     adaptive scale of the forecast's residuals floored at the series'
 //     typical step and at the resolution of its values (so that
 //     noise-free, quantized or flat series do not turn rounding errors
-//     into alarms). It is high on every surprising point; alert rules
-//     `anomaly: {z: k}` use it.
+//     into alarms). Given event times (ObserveAt), a point k mean steps
+//     after the one before is judged in a scale √k as wide: its forecast
+//     is k steps ahead, and after a gap a series may have wandered as far
+//     as a random walk would. It is high on every surprising point;
+//     alert rules `anomaly: {z: k}` use it.
 //   - Score in [0, 1], non-zero only at the onset of an unusual episode:
 //     the point's z on a log scale of its normal tail probability (see
 //     [Score]), or, when the series has recently had more than one onset

@@ -31,9 +31,10 @@ type onset struct {
 	// The series' past onsets: how many, recently, each weighing
 	// 2^(−age/RecurrenceHalfLife), and the mean and variance of the log
 	// of their residuals' size, exponentially weighted over onsetMemory
-	// onsets.
-	recent        float64
-	lnMean, lnVar float64
+	// onsets. Estimates, single precision is ample: it leaves the
+	// Detector room for its last event time in its size class.
+	recent        float32
+	lnMean, lnVar float32
 	onsets        uint32  // onsets seen, saturating
 	peak          float32 // the episode's largest z
 	age           uint16  // points since the episode opened
@@ -59,9 +60,9 @@ func (o *onset) score(z, jump, size float64, settled bool, p Params) float64 {
 		s = surprise(z)
 		lnSize := math.Log(size)
 		if o.onsets > 0 {
-			spread := math.Sqrt(o.lnVar + onsetSpread*onsetSpread)
-			atLeast := 0.5 * math.Erfc((lnSize-o.lnMean)/(spread*math.Sqrt2))
-			if excess := o.recent*atLeast - similarOnsets; excess > 0 {
+			spread := math.Sqrt(float64(o.lnVar) + onsetSpread*onsetSpread)
+			atLeast := 0.5 * math.Erfc((lnSize-float64(o.lnMean))/(spread*math.Sqrt2))
+			if excess := float64(o.recent)*atLeast - similarOnsets; excess > 0 {
 				s = min(s, -math.Log10(excess/p.recurWindow))
 			}
 		}
@@ -71,7 +72,7 @@ func (o *onset) score(z, jump, size float64, settled bool, p Params) float64 {
 			o.learn(lnSize)
 		}
 	}
-	o.recent *= p.recurDecay
+	o.recent *= float32(p.recurDecay)
 	if opened && settled {
 		o.recent++
 	}
@@ -89,10 +90,10 @@ func (o *onset) learn(lnSize float64) {
 	if o.onsets < onsetMemory {
 		w = float64(o.onsets-1) / float64(o.onsets)
 	}
-	d := lnSize - o.lnMean
-	o.lnMean += (1 - w) * d
-	o.lnVar = w * (o.lnVar + (1-w)*d*d)
-	if !finite(o.lnMean) || !finite(o.lnVar) { // a size near overflow or 0
+	d := lnSize - float64(o.lnMean)
+	o.lnMean += float32((1 - w) * d)
+	o.lnVar = float32(w * (float64(o.lnVar) + (1-w)*d*d))
+	if !finite(float64(o.lnMean)) || !finite(float64(o.lnVar)) { // a size near overflow or 0
 		o.lnMean, o.lnVar = 0, 0
 	}
 }

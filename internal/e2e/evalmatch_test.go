@@ -20,7 +20,7 @@ import (
 // evalMatch is the series TestLiveAnalyzerMatchesEval replays and
 // evaluates: its shape, and the settings both paths run with.
 const (
-	evalMatchRows        = 4032 // two weeks at 5 minutes
+	evalMatchRows        = 4032 // two weeks at 5 minutes, and two gaps (writeEvalMatchCorpus)
 	evalMatchStep        = 5 * time.Minute
 	evalMatchDay         = 288 // rows per day: the daily season
 	evalMatchMeasurement = "evalmatch"
@@ -176,16 +176,27 @@ func writeEvalMatchCorpus(t *testing.T, csvPath, labelsPath string) []time.Time 
 	spikes := map[int]float64{900: 35, 1500: 45, 2100: -40, 3750: 55}
 	const shiftAt, shift = 2600, 25
 	const burstFrom, burstTo = 3000, 3300
+	// Steps missing before these rows: the detector judges a point after a
+	// gap in a wider scale, from event times, on both paths. The series
+	// resumes from the first gap higher by gapLift: an onset for a path
+	// that ignored the gap, none for one that does not.
+	const gapAt, gapLift = 1200, 12
+	gaps := map[int]int{gapAt: 30, 3500: 6}
+	step := 0 // of evalMatchStep from the first row
 	times := make([]time.Time, evalMatchRows)
 	var sb strings.Builder
 	sb.WriteString("timestamp,value\n")
 	burst := 0
 	for i := range evalMatchRows {
-		phase := 2 * math.Pi * float64(i%evalMatchDay) / evalMatchDay
+		step += gaps[i]
+		phase := 2 * math.Pi * float64(step%evalMatchDay) / evalMatchDay
 		v := 100 + 20*math.Sin(phase) + 5*math.Sin(2*phase+1) + 1.5*rng.NormFloat64()
 		v += spikes[i]
 		if i >= shiftAt {
 			v += shift
+		}
+		if i >= gapAt {
+			v += gapLift
 		}
 		if i >= burstFrom && i < burstTo {
 			if burst == 0 && rng.IntN(20) == 0 {
@@ -197,7 +208,8 @@ func writeEvalMatchCorpus(t *testing.T, csvPath, labelsPath string) []time.Time 
 			}
 		}
 		v = math.Round(v*1000) / 1000 // three decimals, as real data files hold
-		times[i] = evalMatchStart.Add(time.Duration(i) * evalMatchStep)
+		times[i] = evalMatchStart.Add(time.Duration(step) * evalMatchStep)
+		step++
 		sb.WriteString(times[i].Format(time.DateTime))
 		sb.WriteByte(',')
 		sb.WriteString(strconv.FormatFloat(v, 'g', -1, 64))

@@ -271,6 +271,9 @@ func writeScores(w io.Writer, corpus *nab.Corpus, scores map[string][]float64, t
 		if err := nab.WriteCVReport(w, cvs); err != nil {
 			return nil, nil, err
 		}
+		if err := writeBootstrap(w, cvs, len(corpus.Series)); err != nil {
+			return nil, nil, err
+		}
 		if tune != nil {
 			fmt.Fprintf(w, "\ncross-validated with the analyzer's settings fixed (%s), the threshold chosen per category\n"+
 				"(optimistic: the settings were chosen on all the categories):\n", settingsOf(tune.start))
@@ -298,6 +301,27 @@ func writeScores(w io.Writer, corpus *nab.Corpus, scores map[string][]float64, t
 		}
 	}
 	return chosen, headline, nil
+}
+
+// Bootstrap intervals of the headline (see nab.Bootstrap): a fixed seed,
+// so that one corpus and detector always print the same interval.
+const (
+	bootstrapShare     = 0.9
+	bootstrapResamples = 2000
+	bootstrapSeed      = 1
+)
+
+// writeBootstrap writes the bootstrap interval of each cross-validated
+// score, cvs in the order of nab.Profiles.
+func writeBootstrap(w io.Writer, cvs []nab.CVResult, series int) error {
+	fmt.Fprintf(w, "\nthe cross-validated score's sampling spread, how much it owes to which series are in the corpus:\n"+
+		"its central %.0f%% over %d draws of %d series from these, with replacement, each scored as above:\n", 100*bootstrapShare, bootstrapResamples, series)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for i, p := range nab.Profiles()[:len(cvs)] {
+		lo, hi := nab.Bootstrap(cvs[i].Combined, p, bootstrapShare, bootstrapResamples, bootstrapSeed)
+		fmt.Fprintf(tw, "  %s\t%s to %s\n", p.Name, formatScore(lo), formatScore(hi))
+	}
+	return tw.Flush()
 }
 
 // writeCombined writes one line per profile: its cross-validated score.

@@ -271,13 +271,21 @@ func writeScores(w io.Writer, corpus *nab.Corpus, scores map[string][]float64, t
 		if err := nab.WriteCVReport(w, cvs); err != nil {
 			return nil, nil, err
 		}
-		if err := writeBootstrap(w, cvs, len(corpus.Series)); err != nil {
+		fmt.Fprintf(w, "\nthe cross-validated score's sampling spread, how much it owes to which series are in the corpus:\n"+
+			"its central %.0f%% over %d draws of %d series from these, with replacement, each scored as above:\n",
+			100*bootstrapShare, bootstrapResamples, len(corpus.Series))
+		if err := writeBootstrap(w, cvs, nil); err != nil {
 			return nil, nil, err
 		}
 		if tune != nil {
 			fmt.Fprintf(w, "\ncross-validated with the analyzer's settings fixed (%s), the threshold chosen per category\n"+
 				"(optimistic: the settings were chosen on all the categories):\n", settingsOf(tune.start))
 			if err := writeCombined(w, fixed); err != nil {
+				return nil, nil, err
+			}
+			fmt.Fprintf(w, "what choosing the settings per category costs: the headline minus that, and its central %.0f%% over the same draws:\n",
+				100*bootstrapShare)
+			if err := writeBootstrap(w, cvs, fixed); err != nil {
 				return nil, nil, err
 			}
 		}
@@ -311,15 +319,22 @@ const (
 	bootstrapSeed      = 1
 )
 
-// writeBootstrap writes the bootstrap interval of each cross-validated
-// score, cvs in the order of nab.Profiles.
-func writeBootstrap(w io.Writer, cvs []nab.CVResult, series int) error {
-	fmt.Fprintf(w, "\nthe cross-validated score's sampling spread, how much it owes to which series are in the corpus:\n"+
-		"its central %.0f%% over %d draws of %d series from these, with replacement, each scored as above:\n", 100*bootstrapShare, bootstrapResamples, series)
+// writeBootstrap writes, per profile (cvs and against in the order of
+// nab.Profiles), the cross-validated score and its bootstrap interval, or
+// with against, the score minus against's on the same series and the
+// interval of that difference.
+func writeBootstrap(w io.Writer, cvs, against []nab.CVResult) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for i, p := range nab.Profiles()[:len(cvs)] {
-		lo, hi := nab.Bootstrap(cvs[i].Combined, p, bootstrapShare, bootstrapResamples, bootstrapSeed)
-		fmt.Fprintf(tw, "  %s\t%s to %s\n", p.Name, formatScore(lo), formatScore(hi))
+		c := cvs[i].Combined
+		v := c.Normalized
+		lo, hi := nab.Bootstrap(c, p, bootstrapShare, bootstrapResamples, bootstrapSeed)
+		if against != nil {
+			a := against[i].Combined
+			v -= a.Normalized
+			lo, hi = nab.BootstrapDifference(c, a, p, bootstrapShare, bootstrapResamples, bootstrapSeed)
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s to %s\n", p.Name, formatScore(v), formatScore(lo), formatScore(hi))
 	}
 	return tw.Flush()
 }

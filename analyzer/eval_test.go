@@ -82,7 +82,7 @@ func TestWriteScores(t *testing.T) {
 				"its central 90% over 2000 draws of 3 series from these, with replacement, each scored as above:",
 				// The 5% tail: draws of b once, c twice (1 in 9): 100·(−1.22+1)/2.
 				// The 95%: a twice, c once (1 in 9): 100·(1.67+2)/4.
-				"standard -11.00 to 91.75",
+				"standard 44.50 -11.00 to 91.75",
 				"in sample (optimistic: thresholds chosen on all 3 series and scored on them):",
 				"profile threshold score raw TP FP FN",
 				// 100·(2−0.33+2)/4 = 91.75.
@@ -230,6 +230,7 @@ func TestEvalTunesPerFold(t *testing.T) {
 		"each category scored with the threshold and onset-z, calm-z, calm-len, min-episode, max-episode, escalation, recurrence-half-life chosen on the other categories only",
 		"standard, per category (settings and threshold chosen on the other categories):",
 		"onset-z=", "cross-validated with the analyzer's settings fixed", "tuning ran the detector with",
+		"what choosing the settings per category costs: the headline minus that, and its central 90% over the same draws:",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("no %q in:\n%s", want, out)

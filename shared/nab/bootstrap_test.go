@@ -32,6 +32,33 @@ func TestBootstrap(t *testing.T) {
 	}
 }
 
+func TestBootstrapDifference(t *testing.T) {
+	hit := FileResult{Name: "a/x.csv", Raw: 1, TP: 1}
+	miss := FileResult{Name: "a/x.csv", Raw: -1, FN: 1}
+	other := FileResult{Name: "a/y.csv", Raw: 0.5, TP: 1}
+	std := Profiles()[0]
+	for _, tc := range []struct {
+		name   string
+		a, b   []FileResult
+		share  float64
+		lo, hi float64
+	}{
+		{"the same detector", []FileResult{hit, other}, []FileResult{hit, other}, 0.9, 0, 0},
+		// a beats b by 2 raw on x only. Draws of two files: x twice (1/4),
+		// once (1/2), never (1/4): differences 100·4/4, 100·2/4, 0.
+		{"better on one series, 90%", []FileResult{hit, other}, []FileResult{miss, other}, 0.9, 0, 100},
+		{"better on one series, 40%", []FileResult{hit, other}, []FileResult{miss, other}, 0.4, 50, 50},
+		{"worse on one series", []FileResult{miss, other}, []FileResult{hit, other}, 0.9, -100, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lo, hi := BootstrapDifference(Result{Files: tc.a}, Result{Files: tc.b}, std, tc.share, 4000, 1)
+			if lo != tc.lo || hi != tc.hi {
+				t.Errorf("interval %v–%v, want %v–%v", lo, hi, tc.lo, tc.hi)
+			}
+		})
+	}
+}
+
 // TestBootstrapIsReproducible: one seed, one interval; it holds the
 // corpus' own score.
 func TestBootstrapIsReproducible(t *testing.T) {
